@@ -1,0 +1,5 @@
+"""`python -m ftlib` runs the CLI."""
+
+from ftlib.cli import main
+
+main()

@@ -1,0 +1,209 @@
+"""`ftlib` command line: thin wrappers over ftlib.pipeline (data stages) and ftlib.finetune (jobs).
+
+Exit codes: 0 ok, 1 data or job errors, 2 usage or configuration errors. Bad input never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ftlib import formats, pipeline
+from ftlib.formats.base import FormatError
+
+app = typer.Typer(
+    help="Prepare fine-tuning data and run fine-tuning jobs reproducibly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for long steps; silent when stderr is not a terminal (CI, DVC logs)."""
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _provider(value: str) -> str:
+    if value not in formats.PROVIDERS:
+        raise typer.BadParameter(f"unknown provider {value!r}; use one of: {', '.join(formats.PROVIDERS)}")
+    return value
+
+
+ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="openai | anthropic | gemini | huggingface",
+                                          callback=_provider)]
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Input files or folders (.jsonl in any supported format, .csv)")],
+    out_path: Annotated[Path, typer.Option("--out", help="Dataset parquet to write")] = Path("build/dataset.parquet"),
+    report: Annotated[Path, typer.Option(help="Ingest report (counts, rejects with file:line)")] = Path(
+        "reports/ingest.json"),
+    strict: Annotated[bool, typer.Option("--strict/--lenient", help="--strict fails on any bad line; --lenient keeps the good ones")] = False,
+) -> None:
+    """Read raw files into one deduplicated parquet dataset; report every rejected line."""
+    with progress_bar("ingest") as advance:
+        result = pipeline.ingest(list(paths), out_path, report, strict=strict, progress=advance)
+    out.print(f"ingest: read {result.read}, kept {result.kept}, duplicates {result.duplicates}, "
+              f"rejected {len({i.source for i in result.rejected})} -> {out_path} (report: {report})")
+    for issue in result.rejected[:20]:
+        console.print(f"  [yellow]{issue}[/]", highlight=False, markup=True)
+    if len(result.rejected) > 20:
+        console.print(f"  ... {len(result.rejected) - 20} more in {report}")
+
+
+@app.command("split")
+def split_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Dataset parquet from `ftlib ingest`")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for <split>.parquet and manifest.json")] = Path(
+        "build/splits"),
+    seed: Annotated[int, typer.Option(help="Split seed")] = 0,
+    ratios: Annotated[str, typer.Option(help="e.g. train=0.9,validation=0.1[,test=...]")] = "train=0.9,validation=0.1",
+    group_by: Annotated[str | None, typer.Option("--group-by", help="Keep examples sharing this value together: "
+                                                 "'group' or a metadata field")] = None,
+) -> None:
+    """Stable seeded split: an example's split depends only on (seed, group or id)."""
+    from ftlib.split import parse_ratios
+
+    try:
+        parsed = parse_ratios(ratios)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--ratios") from None
+    with progress_bar("split") as advance:
+        manifest = pipeline.split(dataset, out_dir, seed, parsed, group_by, progress=advance)
+    achieved = ", ".join(f"{k}={v} ({manifest['achieved'][k]:.1%})" for k, v in manifest["counts"].items())
+    out.print(f"split (seed {seed}): {achieved} -> {out_dir}")
+
+
+@app.command("export")
+def export_cmd(
+    splits_dir: Annotated[Path, typer.Argument(help="Folder from `ftlib split`")],
+    provider: ProviderOpt,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Default build/export/PROVIDER")] = None,
+    report: Annotated[Path | None, typer.Option(help="Default reports/export/PROVIDER.json")] = None,
+) -> None:
+    """Write each split as JSONL in the provider's format(s); report what could not be exported."""
+    out_dir = out_dir or Path("build/export") / provider
+    report = report or Path("reports/export") / f"{provider}.json"
+    with progress_bar(f"export {provider}") as advance:
+        result = pipeline.export(splits_dir, provider, out_dir, report, progress=advance)
+    files = ", ".join(f"{k}: {v}" for k, v in result["files"].items())
+    out.print(f"export {provider}: {files}; skipped {result['skipped']} (see {report}) -> {out_dir}")
+
+
+@app.command("validate")
+def validate_cmd(
+    export_dir: Annotated[Path, typer.Argument(help="Folder from `ftlib export`")],
+    provider: ProviderOpt,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="Checks token limits for this model")] = None,
+    report: Annotated[Path | None, typer.Option(help="Default reports/validation/PROVIDER.json")] = None,
+    estimate: Annotated[Path | None, typer.Option(help="Token/cost estimate JSON (a DVC metric)")] = None,
+    params: Annotated[Path | None, typer.Option(help="params.yaml with optional prices overrides")] = None,
+) -> None:
+    """Check exported files against the provider's rules. Exit 1 when there are errors."""
+    report = report or Path("reports/validation") / f"{provider}.json"
+    prices = _load_params(params).get("prices") if params else None
+    with progress_bar(f"validate {provider}") as advance:
+        result = pipeline.validate_export(export_dir, provider, base_model, report, estimate, prices=prices,
+                                          progress=advance)
+    out.print(f"validate {provider}: {result['errors']} error(s), {result['warnings']} warning(s) (report: {report})")
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def inspect(
+    path: Annotated[Path, typer.Argument(help="A .jsonl/.csv input, a dataset .parquet or an export folder")],
+    provider: Annotated[str, typer.Option("--provider", "-p", callback=_provider)] = "openai",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Summarise a file: examples, kinds, turns, multimodal and tool use, tokens."""
+    from ftlib.dataset import Dataset
+
+    if path.is_dir():
+        ds = Dataset()
+        for f in sorted(path.glob("*.jsonl")):
+            ds.extend(Dataset.from_jsonl(f, strict=False))
+    elif path.suffix == ".parquet":
+        ds = Dataset.from_parquet(path)
+    else:
+        ds = Dataset.from_jsonl(path, strict=False)
+    summary = ds.summary(provider=provider)
+    if as_json:
+        import orjson
+
+        out.print_json(orjson.dumps(summary).decode())
+        return
+    from rich.table import Table
+
+    table = Table(title=str(path), show_header=False)
+    for key, value in _flatten(summary):
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _load_params(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _register_job_commands() -> None:
+    try:
+        from ftlib import cli_jobs
+    except ImportError:  # provider layer not installed in this build
+        return
+    cli_jobs.register(app)
+
+
+_register_job_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps known errors to one readable line and an exit code, never a traceback."""
+    from ftlib.pipeline import StageError
+
+    try:
+        app(args=argv, standalone_mode=True)
+    except SystemExit:
+        raise
+    except (StageError, FormatError) as e:
+        console.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(1)
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as e:
+        console.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except ValueError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""The data stages: ingest, split, export, validate. dvc.yaml (through the CLI) and the Prefect flows call these.
+
+Each stage streams Arrow record batches from disk to disk, so memory stays flat as data grows, and writes
+deterministic bytes (fixed order, fixed writer options, no timestamps) so two machines produce identical outputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ftlib import formats, readers, tokens, validate
+from ftlib import split as splitting
+from ftlib.formats.base import FormatError
+from ftlib.issues import Issue
+from ftlib.records import Example, arrow_schema, canonical_json, from_row, to_row
+
+BATCH_ROWS = 4096
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True, "write_statistics": False}
+Progress = Callable[[int], None]  # called with a count of items just processed
+
+
+class StageError(RuntimeError):
+    """A stage that must fail (strict ingest with rejects, validation errors); the report is already written."""
+
+
+# -- small I/O helpers --------------------------------------------------------------------------
+
+def write_json(path: Path, obj: Any) -> None:
+    """Deterministic, human-diffable JSON (sorted keys, 2-space indent), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
+    os.replace(tmp, path)
+
+
+def _rows_to_batch(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(rows, schema=schema)
+
+
+class _BatchWriter:
+    """Buffers rows and writes them as parquet record batches of BATCH_ROWS."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self.rows: list[dict[str, Any]] = []
+        self.writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= BATCH_ROWS:
+            self.flush()
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self.flush()
+        if batch.num_rows:
+            self.writer.write_batch(batch, row_group_size=BATCH_ROWS * 4)
+            self.count += batch.num_rows
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_batch(_rows_to_batch(self.rows, self.schema), row_group_size=BATCH_ROWS * 4)
+            self.count += len(self.rows)
+            self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def iter_examples(path: Path, columns: list[str] | None = None) -> Iterator[Example]:
+    """Stream Examples out of a dataset parquet file, one record batch at a time."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        for row in batch.to_pylist():
+            yield from_row(row)
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+@dataclass
+class IngestResult:
+    read: int = 0
+    kept: int = 0
+    duplicates: int = 0
+    rejected: list[Issue] = field(default_factory=list)
+    per_file: dict[str, Counter] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "duplicates": self.duplicates,
+            "rejected": sum(c["rejected"] for c in self.per_file.values()),
+            "files": {k: dict(sorted(v.items())) for k, v in sorted(self.per_file.items())},
+            "rejects": [i.to_dict() for i in self.rejected],
+        }
+
+
+def ingest(
+    paths: list[str | Path], out: Path, report: Path | None = None, strict: bool = False,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Raw files -> one parquet of unique examples (first occurrence wins, in sorted file order).
+
+    Lenient mode keeps the good rows and lists every reject with file:line in the report; strict mode
+    writes the report and then fails without writing the dataset.
+    """
+    result = IngestResult()
+    seen: set[bytes] = set()  # 16-byte id prefixes: ~70 bytes per example, so 1M examples cost ~70 MB
+    tmp = out.with_suffix(".tmp.parquet")
+    writer = _BatchWriter(tmp, arrow_schema())
+    try:
+        for path in readers.iter_input_files(list(paths)):
+            stats = result.per_file.setdefault(path.as_posix(), Counter())
+            for item in readers.read_file(path):
+                result.read += 1
+                errors = [item] if isinstance(item, Issue) else [
+                    i for i in validate.check_basic(item) if i.severity == "error"]
+                if errors:
+                    result.rejected.extend(errors)
+                    stats["rejected"] += 1
+                    continue
+                ex_id = item.id
+                digest = bytes.fromhex(ex_id[:32])
+                if digest in seen:
+                    result.duplicates += 1
+                    stats["duplicates"] += 1
+                    continue
+                seen.add(digest)
+                writer.add(to_row(item, ex_id))
+                stats["kept"] += 1
+                if progress:
+                    progress(1)
+        writer.close()
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    result.kept = writer.count
+    if report:
+        write_json(report, result.to_dict())
+    if strict and result.rejected:
+        tmp.unlink(missing_ok=True)
+        raise StageError(
+            f"{len(result.rejected)} bad line(s) rejected (strict mode); first: {result.rejected[0]}. "
+            f"Fix them or drop --strict to keep the good rows."
+        )
+    os.replace(tmp, out)
+    return result
+
+
+# -- split --------------------------------------------------------------------------------------
+
+def _group_keys(batch: pa.RecordBatch, group_by: str | None) -> list[str]:
+    """Per row: the value that decides its split (a group, a metadata field, or the example id)."""
+    ids = batch.column("id").to_pylist()
+    if not group_by:
+        return ids
+    if group_by == "group":
+        groups = batch.column("group").to_pylist()
+    else:
+        groups = [
+            (orjson.loads(m).get(group_by) if m else None) for m in batch.column("metadata").to_pylist()
+        ]
+    return [f"group:{g}" if g is not None else i for g, i in zip(groups, ids, strict=True)]
+
+
+def split(
+    dataset: Path, out_dir: Path, seed: int, ratios: dict[str, float], group_by: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """dataset.parquet -> <split>.parquet per split + manifest.json. Stable: a row's split is f(seed, key)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    schema = arrow_schema()
+    writers = {name: _BatchWriter(out_dir / f"{name}.parquet", schema) for name in ratios}
+    ids: dict[str, list[str]] = {name: [] for name in ratios}
+    for batch in pq.ParquetFile(dataset).iter_batches(batch_size=BATCH_ROWS):
+        names = [splitting.assign(seed, key, ratios) for key in _group_keys(batch, group_by)]
+        arr = pa.array(names)
+        batch_ids = batch.column("id")
+        for name, w in writers.items():
+            mask = pa.compute.equal(arr, name)
+            w.write_batch(batch.filter(mask))
+            ids[name].extend(batch_ids.filter(mask).to_pylist())
+        if progress:
+            progress(batch.num_rows)
+    for w in writers.values():
+        w.close()
+    total = sum(len(v) for v in ids.values()) or 1
+    manifest = {
+        "seed": seed,
+        "ratios": ratios,
+        "group_by": group_by,
+        "counts": {k: len(v) for k, v in ids.items()},
+        "achieved": {k: round(len(v) / total, 4) for k, v in ids.items()},
+        "ids": {k: sorted(v) for k, v in ids.items()},
+    }
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+# -- export -------------------------------------------------------------------------------------
+
+def export_file_name(split_name: str, kind: str) -> str:
+    return f"{split_name}.jsonl" if kind == "sft" else f"{split_name}.preference.jsonl"
+
+
+def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None = None,
+           progress: Progress | None = None) -> dict[str, Any]:
+    """Split parquet files -> JSONL per split and example kind in the provider's formats.
+
+    Examples the format cannot hold are skipped and listed per example; information a format drops
+    (losses) is listed too. Nothing disappears without a line in the report.
+    """
+    if provider not in formats.PROVIDER_FORMATS:
+        raise ValueError(f"unknown provider {provider!r}; use one of {', '.join(formats.PROVIDERS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.jsonl"):
+        old.unlink()
+    fmt_names = formats.PROVIDER_FORMATS[provider]
+    issues: list[Issue] = []
+    files: dict[str, int] = {}
+    for split_file in sorted(splits_dir.glob("*.parquet")):
+        split_name = split_file.stem
+        handles: dict[str, Any] = {}
+        try:
+            for ex in iter_examples(split_file):
+                fmt_name = fmt_names[ex.kind]
+                if fmt_name is None:
+                    issues.append(Issue("skipped_unsupported_kind", "warning",
+                                        f"{provider} export cannot hold {ex.kind} examples; "
+                                        "use a provider with preference tuning (openai, gemini, huggingface)",
+                                        ex.id, ex.source))
+                    continue
+                fmt = formats.get(fmt_name)
+                try:
+                    line = fmt.encode(ex)
+                except FormatError as e:
+                    issues.append(Issue("skipped_unsupported", "warning", f"not exported to {fmt_name}: {e}",
+                                        ex.id, ex.source, e.field))
+                    continue
+                issues.extend(Issue("dropped_field", "warning", f"{fmt_name} cannot carry {lost}; exported without it",
+                                    ex.id, ex.source) for lost in fmt.losses(ex))
+                name = export_file_name(split_name, ex.kind)
+                fh = handles.get(name)
+                if fh is None:
+                    fh = handles[name] = (out_dir / name).open("wb")
+                fh.write(orjson.dumps(line) + b"\n")
+                files[name] = files.get(name, 0) + 1
+                if progress:
+                    progress(1)
+        finally:
+            for fh in handles.values():
+                fh.close()
+    result = {
+        "provider": provider,
+        "formats": fmt_names,
+        "files": dict(sorted(files.items())),
+        "skipped": sum(1 for i in issues if i.code.startswith("skipped")),
+        "issues": [i.to_dict() for i in issues],
+    }
+    if report:
+        write_json(report, result)
+    return result
+
+
+# -- validate -----------------------------------------------------------------------------------
+
+def _read_export(path: Path, fmt_name: str) -> Iterator[tuple[Example | None, dict[str, Any] | None, Issue | None]]:
+    fmt = formats.get(fmt_name)
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            source = f"{path.as_posix()}:{n}"
+            try:
+                obj = orjson.loads(raw)
+                yield fmt.decode(obj, source), obj, None
+            except orjson.JSONDecodeError as e:
+                yield None, None, Issue("invalid_json", "error", f"not valid JSON ({e}); re-run ftlib export", None, source)
+            except FormatError as e:
+                yield None, None, Issue(e.code, "error", str(e), None, source, e.field)
+
+
+def validate_export(
+    export_dir: Path, provider: str, base_model: str | None = None, report: Path | None = None,
+    estimate_out: Path | None = None, prices: dict[str, float] | None = None, n_epochs: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Check every exported file against the provider's rules; write the report and the token/cost estimate."""
+    fmt_names = formats.PROVIDER_FORMATS[provider]
+    files = sorted(export_dir.glob("*.jsonl"))
+    if not files:
+        raise StageError(f"no .jsonl files in {export_dir}; run `ftlib export ... --out {export_dir}` first")
+    per_file: dict[str, Any] = {}
+    all_issues: list[Issue] = []
+    train_tokens: list[int] = []
+    for path in files:
+        kind = "preference" if path.name.endswith(".preference.jsonl") else "sft"
+        split_name = path.name.split(".")[0]
+        fmt_name = fmt_names[kind]
+        if fmt_name is None:
+            continue
+        examples = []  # only for dataset-level checks: streamed through a generator below
+        decode_issues: list[Issue] = []
+        counts: list[int] = []
+
+        def stream(p: Path = path, f: str = fmt_name, di: list[Issue] = decode_issues,
+                   tc: list[int] = counts) -> Iterator[tuple[Example, dict[str, Any]]]:
+            for ex, line, issue in _read_export(p, f):
+                if issue is not None:
+                    di.append(issue)
+                    continue
+                assert ex is not None and line is not None
+                tc.append(tokens.count_tokens(ex, provider, base_model))
+                if progress:
+                    progress(1)
+                yield ex, line
+
+        report_obj = validate.check_export(stream(), provider, base_model, split=split_name)
+        del examples
+        issues = decode_issues + list(report_obj.issues)
+        all_issues.extend(issues)
+        per_file[path.name] = {**report_obj.to_dict(), "tokens": sum(counts)}
+        if split_name == "train":
+            train_tokens.extend(counts)
+    errors = sum(1 for i in all_issues if i.severity == "error")
+    result = {
+        "provider": provider,
+        "base_model": base_model,
+        "ok": errors == 0,
+        "errors": errors,
+        "warnings": sum(1 for i in all_issues if i.severity == "warning"),
+        "files": per_file,
+    }
+    if report:
+        write_json(report, result)
+    if estimate_out:
+        write_json(estimate_out, tokens.estimate(train_tokens, provider, base_model, n_epochs=n_epochs, prices=prices))
+    return result
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+__all__ = [
+    "IngestResult", "StageError", "canonical_json", "export", "file_sha256", "ingest", "iter_examples", "split",
+    "validate_export", "write_json",
+]
