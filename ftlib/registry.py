@@ -102,7 +102,7 @@ class Registry:
             self._rebuild_index()
         return record
 
-    def update(self, provider: str, key: str, **fields: Any) -> dict[str, Any]:
+    def update(self, provider: str, key: str, /, **fields: Any) -> dict[str, Any]:
         """Merge fields into the record (created if absent); a no-op change does not rewrite files."""
         with self._lock:
             record = self.get(provider, key) or {"provider": provider, "job_key": key}

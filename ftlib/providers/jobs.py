@@ -31,6 +31,12 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def _printer(con: Console | None) -> Callable[[str], None]:
+    """Plain lines: '[openai]' is not rich markup, ':x:' in a model id is not an emoji, no wrapping of ids."""
+    target = con or stderr_console()
+    return lambda msg: target.print(msg, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
 def sha256_file(path: Path) -> str:
     """Streaming hash: the ledger identity of the exact bytes that get uploaded."""
     h = hashlib.sha256()
@@ -92,7 +98,7 @@ def submit_once(provider: Provider, spec: JobSpec, registry: Registry, *, consol
     Order matters: intent is written before any paid call and the job id right after create, and the provider is
     asked before create, so a crash anywhere (or a second machine without the ledger) never yields a second job.
     """
-    say = (console or stderr_console()).print
+    say = _printer(console)
     key, name = spec.key, provider.name
     check_spec = getattr(provider, "check_spec", None)  # optional adapter hook: provider-specific limits
     if check_spec is not None:
@@ -179,7 +185,7 @@ def wait(
     Ctrl-C (or the deadline) leaves the job running at the provider; calling wait again resumes on the same job.
     A failed or cancelled job raises ProviderError carrying the provider's own message.
     """
-    con = console or stderr_console()
+    say = _printer(console)
     started = time.monotonic()
     interval = poll.start
     last: tuple[str, str | None] | None = None
@@ -188,7 +194,7 @@ def wait(
             status = provider.get_job(job_id)
             if (status.raw_state, status.model_id) != last:
                 last = (status.raw_state, status.model_id)
-                con.print(_progress_line(provider.name, status))
+                say(_progress_line(provider.name, status))
                 if registry is not None:
                     _record_status(registry, provider.name, status)
             if status.state.terminal:
@@ -199,7 +205,7 @@ def wait(
             sleep(interval)
             interval = min(interval * poll.factor, poll.cap)
     except KeyboardInterrupt:
-        con.print(f"[{provider.name}] interrupted: job {job_id} keeps running; re-run to resume waiting")
+        say(f"[{provider.name}] interrupted: job {job_id} keeps running; re-run to resume waiting")
         raise
     if status.state is not JobState.SUCCEEDED:
         raise ProviderError(f"{provider.name} job {job_id} {status.state.value}: "
