@@ -1,19 +1,253 @@
 """Token counts and cost estimates per provider and base model.
 
-OpenAI counts are exact for content (tiktoken o200k_base) plus OpenAI's per-message overhead rule;
-Claude and Gemini counts are labelled estimates (their tokenizers are not public/offline).
+OpenAI counts are exact for text (tiktoken o200k_base, cl100k_base for older models) with the per-message
+rule of OpenAI's cookbook (3 tokens per message, 1 per name, 3 to prime the reply); tool definitions and
+tool calls are counted from their JSON text. Claude and Gemini tokenizers cannot run offline, so their counts
+are labelled estimates: the o200k count times a documented factor (limits.ModelSpec.token_factor).
 """
 
 from __future__ import annotations
 
+import math
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from ftlib.records import Example
+import orjson
+import tiktoken
+
+from ftlib import limits
+from ftlib.limits import ModelSpec
+from ftlib.records import Attachment, Example, Message
+
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+# OpenAI image rules (vision guide): "low" detail costs the base only.
+IMAGE_MAX_SIDE = 2048
+IMAGE_SHORT_SIDE = 768
+IMAGE_TILE = 512
+PATCH = 32
+PATCH_CAP = 1536
+# Attachment without known pixel size (URI only): price it as a 1024x1024 image, the common case.
+UNKNOWN_IMAGE_SIZE = (1024, 1024)
+GEMINI_IMAGE_TOKENS = 258  # Gemini: an image up to 384px is 258 tokens; larger ones are tiled at 258 per 768px tile
+
+_ENCODERS: dict[str, tiktoken.Encoding] = {}
+
+
+def encoder(name: str) -> tiktoken.Encoding:
+    """tiktoken encodings are costly to build: one per process."""
+    enc = _ENCODERS.get(name)
+    if enc is None:
+        enc = _ENCODERS[name] = tiktoken.get_encoding(name)
+    return enc
+
+
+def spec_for(provider: str, base_model: str | None) -> ModelSpec:
+    """The model spec to count with; unknown models fall back to the provider default's rules."""
+    return limits.model_spec(provider, base_model) or limits.default_spec(provider) or limits.HF_SPEC
+
+
+# -- image sizes without Pillow -----------------------------------------------------------------------
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG, JPEG, GIF or WEBP from its header; None when unknown."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            return struct.unpack(">II", data[16:24])
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return struct.unpack("<HH", data[6:10])
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                w = int.from_bytes(data[24:27], "little") + 1
+                h = int.from_bytes(data[27:30], "little") + 1
+                return w, h
+            if chunk == b"VP8L":
+                b = int.from_bytes(data[21:25], "little")
+                return (b & 0x3FFF) + 1, ((b >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    n = len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return w, h
+        i += 2 + length
+    return None
+
+
+def image_tokens(att: Attachment, spec: ModelSpec) -> int:
+    """Tokens of one image for this model; URI-only images are priced as a 1024x1024 image (documented guess)."""
+    size = image_size(att.data) if att.data is not None else None
+    w, h = size or UNKNOWN_IMAGE_SIZE
+    if spec.image_rule == "gemini":
+        if w <= 384 and h <= 384:
+            return GEMINI_IMAGE_TOKENS
+        return GEMINI_IMAGE_TOKENS * math.ceil(w / 768) * math.ceil(h / 768)
+    if spec.image_rule == "patches":
+        return _patch_tokens(w, h, spec.image_tile)
+    if att.detail == "low":
+        return int(spec.image_base)
+    return _tile_tokens(w, h, spec.image_base, spec.image_tile)
+
+
+def _tile_tokens(w: int, h: int, base: float, per_tile: float) -> int:
+    """OpenAI tile rule: fit in 2048x2048, shortest side to 768, then base + per_tile x 512px tiles."""
+    if max(w, h) > IMAGE_MAX_SIDE:
+        s = IMAGE_MAX_SIDE / max(w, h)
+        w, h = w * s, h * s
+    if min(w, h) > IMAGE_SHORT_SIDE:
+        s = IMAGE_SHORT_SIDE / min(w, h)
+        w, h = w * s, h * s
+    tiles = math.ceil(w / IMAGE_TILE) * math.ceil(h / IMAGE_TILE)
+    return int(base + per_tile * tiles)
+
+
+def _patch_tokens(w: int, h: int, multiplier: float) -> int:
+    """OpenAI patch rule (gpt-4.1-mini and smaller): 32px patches capped at 1536, times a model multiplier."""
+    patches = math.ceil(w / PATCH) * math.ceil(h / PATCH)
+    if patches > PATCH_CAP:
+        r = math.sqrt(PATCH * PATCH * PATCH_CAP / (w * h))
+        r *= min(math.floor(w * r / PATCH) / (w * r / PATCH), math.floor(h * r / PATCH) / (h * r / PATCH))
+        patches = min(PATCH_CAP, math.ceil(w * r / PATCH) * math.ceil(h * r / PATCH))
+    return math.ceil(patches * multiplier)
+
+
+# -- counting ----------------------------------------------------------------------------------------
+def _message_tokens(m: Message, enc: tiktoken.Encoding, spec: ModelSpec, thinking: bool) -> int:
+    n = TOKENS_PER_MESSAGE + len(enc.encode_ordinary(m.role))
+    if m.content:
+        n += len(enc.encode_ordinary(m.content))
+    if m.name:
+        n += len(enc.encode_ordinary(m.name)) + TOKENS_PER_NAME
+    if m.tool_calls:
+        calls = [{"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}
+                 for t in m.tool_calls]
+        n += len(enc.encode_ordinary(orjson.dumps(calls).decode()))
+    if m.tool_call_id:
+        n += len(enc.encode_ordinary(m.tool_call_id))
+    if thinking and m.thinking:
+        n += len(enc.encode_ordinary(m.thinking))
+    for a in m.attachments:
+        n += image_tokens(a, spec) if a.is_image else 0
+    return n
+
+
+def _raw_count(ex: Example, spec: ModelSpec) -> int:
+    enc = encoder(spec.encoding)
+    thinking = spec.provider != "openai"  # OpenAI lines cannot carry reasoning text; others may train on it
+    n = REPLY_PRIMING
+    for m in ex.all_messages():
+        n += _message_tokens(m, enc, spec, thinking)
+    if ex.tools:
+        n += len(enc.encode_ordinary(orjson.dumps(list(ex.tools)).decode()))
+    return n
 
 
 def count_tokens(ex: Example, provider: str, base_model: str | None = None) -> int:
-    """Billed tokens for one example as the provider would count them (estimate where labelled)."""
-    raise NotImplementedError
+    """Billed tokens for one example as the provider would count them (estimate where labelled).
+
+    Preference examples count the prompt plus both replies, as each is sent to the trainer.
+    """
+    return count_with_spec(ex, spec_for(provider, base_model))
+
+
+def count_with_spec(ex: Example, spec: ModelSpec) -> int:
+    """count_tokens with the model spec already looked up (validation calls this once per example)."""
+    n = _raw_count(ex, spec)
+    return n if spec.token_factor == 1.0 else math.ceil(n * spec.token_factor)
+
+
+def is_exact(provider: str, base_model: str | None = None) -> bool:
+    return spec_for(provider, base_model).exact
+
+
+# -- estimates ---------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class TokenStats:
+    """Running totals so a million examples never become a list in memory."""
+
+    examples: int = 0
+    total: int = 0
+    min: int | None = None
+    max: int | None = None
+
+    def add(self, n: int) -> None:
+        self.examples += 1
+        self.total += n
+        self.min = n if self.min is None or n < self.min else self.min
+        self.max = n if self.max is None or n > self.max else self.max
+
+    @property
+    def mean(self) -> float:
+        return round(self.total / self.examples, 2) if self.examples else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "min": self.min or 0, "max": self.max or 0, "mean": self.mean}
+
+
+def openai_default_epochs(n_examples: int) -> int:
+    """OpenAI's default-epoch rule (cookbook Chat_finetuning_data_prep): 3 epochs, raised toward 100 example-passes
+    (max 25), lowered toward 25,000 (min 1). Integer division as in the guide, so 30 examples give 3 epochs."""
+    n_epochs = limits.OPENAI_TARGET_EPOCHS
+    if n_examples <= 0:
+        return n_epochs
+    if n_examples * n_epochs < limits.OPENAI_MIN_TARGET_EXAMPLES:
+        n_epochs = min(limits.OPENAI_MAX_DEFAULT_EPOCHS, limits.OPENAI_MIN_TARGET_EXAMPLES // n_examples)
+    elif n_examples * n_epochs > limits.OPENAI_MAX_TARGET_EXAMPLES:
+        n_epochs = max(limits.OPENAI_MIN_DEFAULT_EPOCHS, limits.OPENAI_MAX_TARGET_EXAMPLES // n_examples)
+    return n_epochs
+
+
+def _stats(token_counts: Iterable[int] | TokenStats | dict[str, Any]) -> TokenStats:
+    if isinstance(token_counts, TokenStats):
+        return token_counts
+    if isinstance(token_counts, dict):
+        return TokenStats(int(token_counts.get("examples", 0)), int(token_counts.get("total", 0)),
+                          token_counts.get("min"), token_counts.get("max"))
+    stats = TokenStats()
+    for n in token_counts:
+        stats.add(int(n))
+    return stats
+
+
+def _epochs(spec: ModelSpec, provider: str, n_examples: int, n_epochs: int | None) -> tuple[int, str]:
+    if n_epochs is not None:
+        return n_epochs, "given"
+    if provider == "openai":
+        return openai_default_epochs(n_examples), "OpenAI default-epoch rule (cookbook Chat_finetuning_data_prep)"
+    if spec.default_epochs is not None:
+        return spec.default_epochs, f"{provider} default"
+    return limits.ASSUMED_EPOCHS, f"assumed {limits.ASSUMED_EPOCHS}: the provider picks epochs itself; pass n_epochs"
+
+
+def _price(spec: ModelSpec, base_model: str | None, prices: dict[str, float] | None) -> tuple[float | None, str]:
+    if prices:
+        keys = [k for k in (base_model, limits.normalise_model(base_model) if base_model else None, spec.name) if k]
+        for k in keys:
+            if k in prices:
+                return float(prices[k]), f"override: prices[{k!r}]"
+    return spec.price_per_million, spec.price_source
 
 
 def estimate(
@@ -24,6 +258,37 @@ def estimate(
 
     Returns a JSON-ready dict: provider, base_model, examples, tokens (total, min, max, mean), n_epochs,
     billed_tokens, price_per_million, price_source (with date), estimated_cost_usd, exact (bool).
-    `prices` overrides the built-in price table (params.yaml).
+    `prices` overrides the built-in price table (params.yaml): model name or family -> USD per 1M tokens.
+    `token_counts` may be a list of per-example counts, a TokenStats, or its dict form with "examples".
+    Validation tokens are not billed, so pass training counts only.
     """
-    raise NotImplementedError
+    spec = spec_for(provider, base_model)
+    stats = _stats(token_counts)
+    epochs, epochs_source = _epochs(spec, provider, stats.examples, n_epochs)
+    billed = stats.total * epochs
+    price, price_source = _price(spec, base_model, prices)
+    cost = round(billed / 1_000_000 * price, 4) if price is not None else None
+    return {
+        "provider": provider,
+        "base_model": base_model or limits.DEFAULT_MODEL.get(provider),
+        "examples": stats.examples,
+        "tokens": stats.to_dict(),
+        "n_epochs": epochs,
+        "epochs_source": epochs_source,
+        "billed_tokens": billed,
+        "price_per_million": price,
+        "price_source": price_source,
+        "estimated_cost_usd": cost,
+        "exact": spec.exact,
+        "token_method": token_method(spec),
+    }
+
+
+def token_method(spec: ModelSpec) -> str:
+    """How the counts were made, so a report reader knows what to trust."""
+    if spec.exact:
+        return f"tiktoken {spec.encoding} with OpenAI's per-message overhead rule"
+    if spec.token_factor != 1.0:
+        return (f"estimate: tiktoken {spec.encoding} count x {spec.token_factor} "
+                f"({spec.provider} tokenizer not available offline)")
+    return f"estimate: tiktoken {spec.encoding} count (the model's own tokenizer may differ)"
