@@ -150,7 +150,7 @@ def build_manifest(
         uniq = pc.unique(arr)
         sorted_ids[name] = pc.take(uniq, pc.sort_indices(uniq)).to_pylist()
     total = sum(counts.values())
-    achieved = {name: round(n / total, 6) if total else 0.0 for name, n in counts.items()}
+    achieved = {name: round(n / total, 4) if total else 0.0 for name, n in counts.items()}
     return {
         "seed": seed,
         "ratios": dict(ratios),

@@ -1,0 +1,368 @@
+"""Dataset: the user-facing collection of examples, held as Arrow record batches (or streamed from parquet).
+
+Examples are never kept as a Python list: rows are buffered and packed into record batches, parquet-backed
+datasets stream batch by batch, and dedupe/split produce row masks over the same files instead of copies.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ftlib import formats, readers, store, tokens, validate
+from ftlib import split as splitting
+from ftlib.formats.base import Format, FormatError
+from ftlib.issues import Issue
+from ftlib.records import Example, from_row, to_row
+
+DEFAULT_RATIOS: dict[str, float] = {"train": 0.9, "validation": 0.1}
+LIGHT_COLUMNS: list[str] = [n for n in store.SCHEMA.names if n != "blobs"]  # everything but attachment bytes
+
+
+class DatasetError(ValueError):
+    """Loading or exporting failed; `issues` holds every problem (each str() is "file:line: ...")."""
+
+    def __init__(self, message: str, issues: Sequence[Issue] = ()) -> None:
+        super().__init__(message)
+        self.issues = list(issues)
+
+
+@dataclass
+class ExportResult:
+    """What export_jsonl wrote and what it could not write (errors: skipped examples; warnings: dropped fields)."""
+
+    path: Path
+    written: int
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for i in self.issues if i.severity == "error")
+
+
+def _issue_line(issue: Issue) -> str:
+    where = issue.source or (issue.example_id[:12] if issue.example_id else "?")
+    fld = f"{issue.field}: " if issue.field else ""
+    return f"{where}: {fld}{issue.message}"
+
+
+class Dataset:
+    """An ordered collection of examples, stored as Arrow record batches (ftlib.records.arrow_schema()).
+
+    Build one with Dataset(examples), add/extend, from_pairs, from_jsonl or from_parquet. Operations that
+    reorder or select (shuffle, split, dedupe) return new Datasets and leave this one unchanged.
+    """
+
+    def __init__(self, examples: Iterable[Example] = (), *, batch_rows: int = store.BATCH_ROWS) -> None:
+        self.batch_rows = batch_rows
+        self.rejects: list[Issue] = []  # lines from_jsonl(strict=False) could not read
+        self._parts: list[store.Part] = []
+        self._pending: list[dict[str, Any]] = []
+        self._keep: list[object] = []  # temp directories holding files our parts read from
+        self.extend(examples)
+
+    def _derive(self, parts: list[store.Part], keep: Sequence[object] = ()) -> Dataset:
+        ds = Dataset(batch_rows=self.batch_rows)
+        ds._parts = parts
+        ds._keep = [*self._keep, *keep]
+        return ds
+
+    # -- building -------------------------------------------------------------------------------
+    def add(self, ex: Example) -> None:
+        if not isinstance(ex, Example):
+            raise TypeError(f"Dataset.add takes an Example, got {type(ex).__name__}; build one with Example.from_pair")
+        self._pending.append(to_row(ex))
+        if len(self._pending) >= self.batch_rows:
+            self._flush()
+
+    def extend(self, examples: Iterable[Example]) -> None:
+        for ex in examples:
+            self.add(ex)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._parts.append(pa.RecordBatch.from_pylist(self._pending, schema=store.SCHEMA))
+            self._pending = []
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]], system: str | None = None) -> Dataset:
+        """Single-turn examples from (user, assistant) text pairs, with an optional shared system prompt."""
+        return cls(Example.from_pair(user, assistant, system=system) for user, assistant in pairs)
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path, fmt: str | None = None, strict: bool = True) -> Dataset:
+        """Read a JSONL (or CSV) file, or every input file under a directory; the format is detected per line.
+
+        strict=True raises DatasetError listing every bad line as file:line: reason; strict=False keeps
+        the good examples and puts the bad lines in `.rejects`.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file or directory")
+        files = readers.iter_input_files([p]) if p.is_dir() else [p]
+        ds = cls()
+        for f in files:
+            for item in readers.read_file(f, fmt):
+                if isinstance(item, Issue):
+                    ds.rejects.append(item)
+                else:
+                    ds.add(item)
+        if strict and ds.rejects:
+            lines = "\n".join(f"  {_issue_line(i)}" for i in ds.rejects)
+            raise DatasetError(
+                f"{len(ds.rejects)} bad line(s) in {p}:\n{lines}\n"
+                "Fix these lines, or load with strict=False to keep the good examples (bad ones go to .rejects).",
+                ds.rejects,
+            )
+        return ds
+
+    @classmethod
+    def from_parquet(cls, path: str | Path) -> Dataset:
+        """A dataset streamed from a parquet file written by to_parquet or `ftlib ingest` (nothing is loaded yet)."""
+        ds = cls()
+        ds._parts = [store.open_parquet(path)]
+        return ds
+
+    # -- reading --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return sum(p.num_rows for p in self._parts) + len(self._pending)
+
+    def __repr__(self) -> str:
+        return f"Dataset({len(self)} examples)"
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
+        """The rows as Arrow record batches; pass columns (e.g. LIGHT_COLUMNS) to skip reading the rest."""
+        self._flush()
+        for part in self._parts:
+            yield from store.iter_part(part, columns, self.batch_rows)
+
+    def iter_examples(self, with_blobs: bool = True) -> Iterator[Example]:
+        """Examples batch by batch; with_blobs=False leaves attachment bytes unread (attachments keep sha256/URI)."""
+        for batch in self.batches(None if with_blobs else LIGHT_COLUMNS):
+            for row in batch.to_pylist():
+                yield from_row(row)
+
+    def __iter__(self) -> Iterator[Example]:
+        return self.iter_examples()
+
+    def ids(self) -> pa.ChunkedArray:
+        return pa.chunked_array([b.column(0) for b in self.batches(["id"])], pa.string())
+
+    # -- selecting and reordering ------------------------------------------------------------------
+    def dedupe(self) -> Dataset:
+        """One example per id, the first occurrence winning (ids hash the training content only)."""
+        n = len(self)
+        ids = self.ids()
+        pos = store.positions(n)
+        firsts = pa.table({"id": ids, "pos": pos}).group_by("id").aggregate([("pos", "min")]).column("pos_min")
+        if len(firsts) == n:
+            return self._derive(list(self._parts))
+        return self._derive(store.apply_mask(self._parts, pc.is_in(pos, value_set=firsts)))
+
+    def shuffle(self, seed: int = 0) -> Dataset:
+        """A new dataset ordered by sha256(seed, id): the same order on every machine, whatever the input order.
+
+        Parquet-backed data is shuffled through temporary files, so memory stays bounded.
+        """
+        self._flush()
+        order = splitting.hash64_array(seed, self.ids())
+        if all(isinstance(p, pa.RecordBatch) for p in self._parts):
+            return self._derive(store.shuffle_in_memory(self._parts, order, self.batch_rows))  # type: ignore[arg-type]
+        tmp = store.temp_dir("ftlib-shuffle-")
+        out = Path(tmp.name) / "shuffled.parquet"
+        store.shuffle_external(self.batches(), order, out)
+        return self._derive([store.open_parquet(out)], keep=[tmp])
+
+    def split_keys(self, group_by: str | None = None) -> pa.Array:
+        """Per row, the key that decides its split: "group:<value>" for grouped rows, else the example id.
+
+        group_by is "group" (the group field) or a metadata key. Duplicates (same id) take the key of their
+        first occurrence, so a duplicate can never land in another split than the original.
+        """
+        ids = self.ids().combine_chunks()
+        if not group_by:
+            return ids
+        if group_by == "group":
+            groups = pa.chunked_array([b.column(0) for b in self.batches(["group"])], pa.string()).combine_chunks()
+            keys = pc.coalesce(pc.binary_join_element_wise("group:", groups, ""), ids)
+        else:
+            values = []
+            for b in self.batches(["id", "metadata"]):
+                for i, m in zip(b.column(0).to_pylist(), b.column(1).to_pylist(), strict=True):
+                    v = orjson.loads(m).get(group_by) if m else None
+                    values.append(f"group:{v}" if v is not None else i)
+            keys = pa.array(values, pa.string())
+        if pc.count_distinct(ids).as_py() < len(ids):
+            pos = store.positions(len(ids))
+            firsts = pa.table({"id": ids, "pos": pos}).group_by("id").aggregate([("pos", "min")])
+            first_key = pc.take(keys, firsts.column("pos_min"))
+            keys = pc.take(first_key, pc.index_in(ids, value_set=firsts.column("id")))
+        return keys
+
+    def split(
+        self, ratios: Mapping[str, float] | str | None = None, seed: int = 0, group_by: str | None = None,
+    ) -> Splits:
+        """Stable, seeded, leakage-safe split: a row's split depends only on (seed, group or id).
+
+        Returns {name: Dataset} in ratio order; `.manifest` on the result records counts and ids.
+        """
+        ratios = splitting.parse_ratios(ratios) if isinstance(ratios, str) else splitting.check_ratios(
+            DEFAULT_RATIOS if ratios is None else ratios)
+        self._flush()
+        idx = splitting.assign_indices(seed, self.split_keys(group_by), ratios)
+        out = Splits(seed=seed, ratios=ratios, group_by=group_by, ids=self.ids(), indices=idx)
+        for i, name in enumerate(ratios):
+            out[name] = self._derive(store.apply_mask(self._parts, pc.equal(idx, pa.scalar(i, pa.int8()))))
+        return out
+
+    # -- writing ----------------------------------------------------------------------------------
+    def to_parquet(self, path: str | Path) -> int:
+        """Write all rows (attachment bytes included); the same rows always give the same bytes."""
+        return store.write_parquet(path, self.batches())
+
+    def _format_picker(self, target: str) -> Callable[[str], Format | None]:
+        """Map an example kind to the format that writes it, for a provider name or a format name."""
+        if target in formats.PROVIDER_FORMATS:
+            names = formats.PROVIDER_FORMATS[target]
+            chosen = {kind: formats.get(name) if name else None for kind, name in names.items()}
+            return lambda kind: chosen.get(kind)
+        try:
+            fmt = formats.get(target)
+        except KeyError as e:
+            raise ValueError(f"{e.args[0]}; or a provider: {', '.join(formats.PROVIDERS)}") from None
+        return lambda kind: fmt if kind == fmt.kind else None
+
+    def _encode(self, target: str) -> Iterator[bytes | Issue]:
+        """One JSONL line (bytes) per writable example, and an Issue for each one skipped or written lossily."""
+        pick = self._format_picker(target)
+        for ex in self:
+            fmt = pick(ex.kind)
+            if fmt is None:
+                yield Issue("unsupported_kind", "error",
+                            f"{target} cannot hold {ex.kind} examples; skipped. Export them to a target that can "
+                            f"(see ftlib.formats.PROVIDER_FORMATS) or drop them first.",
+                            ex.id, ex.source)
+                continue
+            try:
+                line = fmt.encode(ex)
+            except FormatError as e:
+                yield Issue(e.code, "error", f"{fmt.name}: {e}; skipped", ex.id, ex.source, e.field)
+                continue
+            for loss in fmt.losses(ex):
+                yield Issue("export_loss", "warning", f"{fmt.name} cannot hold {loss}; written without it",
+                            ex.id, ex.source)
+            yield orjson.dumps(line) + b"\n"
+
+    def to_jsonl(self, fmt_or_provider: str) -> str:
+        """The whole dataset as JSONL text; raises DatasetError if any example cannot be written."""
+        lines: list[bytes] = []
+        errors: list[Issue] = []
+        losses: list[Issue] = []
+        for item in self._encode(fmt_or_provider):
+            if isinstance(item, bytes):
+                lines.append(item)
+            else:
+                (errors if item.severity == "error" else losses).append(item)
+        if errors:
+            listed = "\n".join(f"  {_issue_line(i)}" for i in errors)
+            raise DatasetError(
+                f"{len(errors)} example(s) cannot be written as {fmt_or_provider}:\n{listed}\n"
+                "Use export_jsonl to write the others and get this list back.", errors)
+        if losses:
+            warnings.warn(f"{len(losses)} example(s) lost fields in {fmt_or_provider}, e.g. {_issue_line(losses[0])}",
+                          stacklevel=2)
+        return b"".join(lines).decode()
+
+    def export_jsonl(self, path: str | Path, fmt_or_provider: str, overwrite: bool = False) -> ExportResult:
+        """Write JSONL for a provider or format. Unwritable examples are skipped and returned as issues."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        result = ExportResult(path, 0)
+        try:
+            with tmp.open("wb") as f:
+                for item in self._encode(fmt_or_provider):
+                    if isinstance(item, bytes):
+                        f.write(item)
+                        result.written += 1
+                    else:
+                        result.issues.append(item)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return result
+
+    # -- checking -----------------------------------------------------------------------------------
+    def validate(self, provider: str, base_model: str | None = None) -> list[Issue]:
+        """Every problem the provider would reject or silently mangle (see ftlib.validate)."""
+        return list(validate.check_dataset(iter(self), provider, base_model))
+
+    def summary(self, provider: str = "openai", base_model: str | None = None) -> dict[str, Any]:
+        """Counts a user checks before paying for a job. A turn is one assistant reply (a preference pair counts 1)."""
+        n = messages = with_attachments = with_tools = 0
+        kinds: Counter[str] = Counter()
+        turns: list[int] = [0, 0, 0]  # min, max, total
+        toks: list[int] = [0, 0]  # max, total
+        for ex in self:
+            kind = ex.kind
+            kinds[kind] += 1
+            t = sum(1 for m in ex.messages if m.role == "assistant") + (kind == "preference")
+            turns = [t, t, t] if n == 0 else [min(turns[0], t), max(turns[1], t), turns[2] + t]
+            msgs = list(ex.all_messages())
+            messages += len(msgs)
+            with_attachments += any(m.attachments for m in msgs)
+            with_tools += any(m.tool_calls for m in msgs)
+            c = tokens.count_tokens(ex, provider, base_model)
+            toks = [max(toks[0], c), toks[1] + c]
+            n += 1
+        return {
+            "examples": n,
+            "by_kind": dict(sorted(kinds.items())),
+            "messages": messages,
+            "turns": {"min": turns[0], "mean": round(turns[2] / n, 3) if n else 0, "max": turns[1]},
+            "with_attachments": with_attachments,
+            "with_tool_calls": with_tools,
+            "tokens": {
+                "provider": provider, "base_model": base_model,
+                "total": toks[1], "mean": round(toks[1] / n, 3) if n else 0, "max": toks[0],
+            },
+        }
+
+
+class Splits(dict[str, Dataset]):
+    """{split name: Dataset} plus the manifest describing how the split was made."""
+
+    def __init__(
+        self, *, seed: int, ratios: Mapping[str, float], group_by: str | None, ids: pa.ChunkedArray, indices: pa.Array,
+    ) -> None:
+        super().__init__()
+        self.seed, self.ratios, self.group_by = seed, dict(ratios), group_by
+        self._ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        self._indices = indices
+        self._manifest: dict[str, Any] | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """seed, ratios, group_by, counts, achieved and sorted ids per split (deterministic, no timestamps)."""
+        if self._manifest is None:
+            by_split = {
+                name: self._ids.filter(pc.equal(self._indices, pa.scalar(i, pa.int8())))
+                for i, name in enumerate(self.ratios)
+            }
+            self._manifest = splitting.build_manifest(self.seed, self.ratios, self.group_by, by_split)
+        return self._manifest
+
+
+__all__ = ["DEFAULT_RATIOS", "Dataset", "DatasetError", "ExportResult", "Splits"]

@@ -1,0 +1,218 @@
+"""Where a Dataset's rows live: in-memory Arrow record batches or (masked views of) parquet files.
+
+Kept apart from dataset.py so the user-facing API reads as API while the storage tricks (row masks over
+parquet files, deterministic parquet bytes, an external shuffle that never holds the whole table) live here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ftlib.records import arrow_schema
+
+SCHEMA: pa.Schema = arrow_schema()
+BATCH_ROWS = 8192  # rows per in-memory record batch and per parquet read
+ROW_GROUP_ROWS = 65536  # fixed row groups: parquet bytes depend on the data only, not on how it was batched
+SHUFFLE_PART_ROWS = 65536  # rows sorted in memory at once by the external shuffle
+# Fixed writer options: the same rows give the same bytes on every run (no timestamps exist in parquet metadata).
+PARQUET_OPTIONS: dict[str, object] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": False,
+    "version": "2.6",
+    "data_page_version": "1.0",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParquetPart:
+    """Rows of a parquet file, optionally filtered by a boolean mask over the file's rows (a split or dedupe view)."""
+
+    path: Path
+    num_rows: int  # visible rows
+    mask: pa.BooleanArray | None = None
+
+
+Part = pa.RecordBatch | ParquetPart
+
+
+def part_rows(part: Part) -> int:
+    return part.num_rows
+
+
+def open_parquet(path: str | Path) -> ParquetPart:
+    """A view of a whole dataset parquet file, after checking it has the dataset columns."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such parquet file")
+    with pq.ParquetFile(p) as pf:
+        names = set(pf.schema_arrow.names)
+        n = pf.metadata.num_rows
+    missing = [f.name for f in SCHEMA if f.name not in names]
+    if missing:
+        raise ValueError(
+            f"{p}: not an ftlib dataset parquet (missing columns: {', '.join(missing)}); "
+            "write it with Dataset.to_parquet or `ftlib ingest`"
+        )
+    return ParquetPart(p, n)
+
+
+def iter_part(part: Part, columns: Sequence[str] | None, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """Stream one part's visible rows in batches, reading only `columns` (all when None)."""
+    if isinstance(part, pa.RecordBatch):
+        yield part.select(list(columns)) if columns is not None else part
+        return
+    with pq.ParquetFile(part.path) as pf:
+        offset = 0
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None):
+            if columns is not None:
+                batch = batch.select(list(columns))
+            n = batch.num_rows
+            if part.mask is None:
+                yield batch
+                continue
+            m = part.mask.slice(offset, n)
+            offset += n
+            kept = m.true_count
+            if kept == n:
+                yield batch
+            elif kept:
+                yield batch.filter(m)
+
+
+def apply_mask(parts: Sequence[Part], mask: pa.BooleanArray | pa.ChunkedArray) -> list[Part]:
+    """Keep the visible rows where mask (one value per visible row, in order) is true, without reading row data."""
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks() if mask.num_chunks else pa.array([], pa.bool_())
+    out: list[Part] = []
+    offset = 0
+    for part in parts:
+        n = part.num_rows
+        m = mask.slice(offset, n)
+        offset += n
+        kept = m.true_count
+        if not kept:
+            continue
+        if isinstance(part, pa.RecordBatch):
+            out.append(part if kept == n else part.filter(m))
+        else:
+            file_mask = m if part.mask is None else pc.replace_with_mask(part.mask, part.mask, m)
+            out.append(ParquetPart(part.path, kept, None if kept == n and part.mask is None else file_mask))
+    return out
+
+
+def conform(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with exactly the dataset schema (files from other writers may differ in metadata/nullability)."""
+    if batch.schema.equals(SCHEMA):
+        return batch
+    return pa.Table.from_batches([batch]).select(SCHEMA.names).cast(SCHEMA).combine_chunks().to_batches()[0]
+
+
+def write_parquet(path: str | Path, batches: Iterable[pa.RecordBatch]) -> int:
+    """Write batches as fixed-size row groups with fixed options; atomic (temp file + rename). Returns rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    written = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    try:
+        with pq.ParquetWriter(tmp, SCHEMA, **PARQUET_OPTIONS) as writer:
+            for batch in batches:
+                if not batch.num_rows:
+                    continue
+                pending.append(conform(batch))
+                pending_rows += batch.num_rows
+                while pending_rows >= ROW_GROUP_ROWS:
+                    table = pa.Table.from_batches(pending, SCHEMA)
+                    writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                    written += ROW_GROUP_ROWS
+                    rest = table.slice(ROW_GROUP_ROWS)
+                    pending, pending_rows = rest.to_batches(), rest.num_rows
+            if pending_rows:
+                writer.write_table(pa.Table.from_batches(pending, SCHEMA), row_group_size=ROW_GROUP_ROWS)
+                written += pending_rows
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def positions(n: int) -> pa.Array:
+    return pa.array(range(n), pa.int64())
+
+
+def shuffle_in_memory(batches: Sequence[pa.RecordBatch], order_keys: pa.Array, batch_rows: int) -> list[pa.RecordBatch]:
+    """Rows sorted by (order key, original position): a stable, seeded permutation."""
+    table = pa.Table.from_batches(batches, SCHEMA)
+    keys = pa.table({"h": order_keys, "pos": positions(len(order_keys))})
+    order = pc.sort_indices(keys, sort_keys=[("h", "ascending"), ("pos", "ascending")])
+    return table.take(order).combine_chunks().to_batches(max_chunksize=batch_rows)
+
+
+def shuffle_external(
+    batches: Iterable[pa.RecordBatch], order_keys: pa.Array, out_path: Path, part_rows: int = SHUFFLE_PART_ROWS,
+) -> int:
+    """The same order as shuffle_in_memory, with memory bounded by one partition of about `part_rows` rows.
+
+    Pass 1 spreads rows over hash-range partitions (Arrow IPC files beside out_path); pass 2 sorts each
+    partition and appends it to the parquet. Partitions are contiguous ranges of the order key, so
+    concatenating the sorted partitions gives the global order.
+    """
+    n = len(order_keys)
+    n_parts = max(1, math.ceil(n / part_rows))
+    # partition = floor(key * n_parts / 2**64), computed on the top 32 bits so it cannot overflow
+    part_of = pc.shift_right(
+        pc.multiply(pc.shift_right(order_keys, pa.scalar(32, pa.uint64())), pa.scalar(n_parts, pa.uint64())),
+        pa.scalar(32, pa.uint64()),
+    )
+    ext_schema = SCHEMA.append(pa.field("__h", pa.uint64())).append(pa.field("__pos", pa.int64()))
+    spill = [out_path.with_name(f"{out_path.name}.part{i}.arrow") for i in range(n_parts)]
+    writers = [pa.ipc.new_file(str(p), ext_schema) for p in spill]
+    try:
+        offset = 0
+        for batch in batches:
+            k = batch.num_rows
+            batch = conform(batch)
+            ext = pa.RecordBatch.from_arrays(
+                [*batch.columns, order_keys.slice(offset, k), pa.array(range(offset, offset + k), pa.int64())],
+                schema=ext_schema,
+            )
+            where = part_of.slice(offset, k)
+            offset += k
+            for p in pc.unique(where).to_pylist():
+                writers[p].write_batch(ext.filter(pc.equal(where, pa.scalar(p, pa.uint64()))))
+    finally:
+        for w in writers:
+            w.close()
+
+    def sorted_parts() -> Iterator[pa.RecordBatch]:
+        for p in spill:
+            with pa.memory_map(str(p)) as source:  # sort_by copies, so nothing outlives the map
+                table = pa.ipc.open_file(source).read_all().sort_by([("__h", "ascending"), ("__pos", "ascending")])
+            table = table.drop_columns(["__h", "__pos"])
+            yield from table.to_batches()
+            del table
+            p.unlink()
+
+    try:
+        return write_parquet(out_path, sorted_parts())
+    finally:
+        for p in spill:
+            p.unlink(missing_ok=True)
+
+
+def temp_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    """A directory removed when the last Dataset referring to it is garbage collected."""
+    return tempfile.TemporaryDirectory(prefix=prefix)
