@@ -1,0 +1,226 @@
+"""Job commands for the `ftlib` CLI: finetune, status, models, cancel, jobs.
+
+Exit codes: 0 ok, 1 job or data failure, 2 usage or configuration. Every error is one line, never a traceback.
+Run standalone as `python -m ftlib.cli_jobs ...` (the crash tests do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ftlib.finetune import JOB_KEYS, WAIT_KEYS, plan_or_submit
+from ftlib.providers import PROVIDERS, get_provider
+from ftlib.providers.base import ConfigError, JobStatus, ProviderError
+from ftlib.providers.jobs import Poll
+from ftlib.registry import Registry
+
+ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help=f"one of: {', '.join(PROVIDERS)}")]
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml holding finetune.<provider> settings")]
+ModelsOpt = Annotated[Path, typer.Option("--models-dir", help="the tracked ledger folder")]
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _line(con: Console, msg: str) -> None:
+    con.print(msg, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Known failures -> one line on stderr and the documented exit code."""
+    con = _err()
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        _line(con, "interrupted: a submitted job keeps running at the provider; re-run to resume")
+        raise typer.Exit(130) from None
+    except ConfigError as e:
+        _line(con, f"error: {e}")
+        raise typer.Exit(2) from None
+    except ProviderError as e:
+        _line(con, f"error: {e}")
+        raise typer.Exit(1) from None
+    except (FileNotFoundError, IsADirectoryError) as e:
+        _line(con, f"error: {e}")
+        raise typer.Exit(1) from None
+    except (ValueError, KeyError) as e:
+        _line(con, f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}")
+        raise typer.Exit(2) from None
+
+
+def load_settings(params: Path, provider: str) -> dict[str, Any]:
+    """finetune.<provider> from params.yaml; an absent file means defaults (plan mode still works)."""
+    if provider not in PROVIDERS:
+        raise ValueError(f"--provider: unknown provider {provider!r}; use one of: {', '.join(PROVIDERS)}")
+    if not params.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(params.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{params}: not valid YAML ({e})") from None
+    section = (data.get("finetune") or {}).get(provider) or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{params}: finetune.{provider} must be a mapping of settings")
+    return dict(section)
+
+
+def _options(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k not in JOB_KEYS + WAIT_KEYS}
+
+
+def _status_line(s: JobStatus) -> str:
+    parts = [f"{s.job_id}: {s.raw_state}"]
+    if s.model_id:
+        parts.append(f"model {s.model_id}")
+    if s.error:
+        parts.append(f"error: {s.error}")
+    if s.console_url:
+        parts.append(s.console_url)
+    return "  ".join(parts)
+
+
+def finetune(
+    export_dir: Annotated[Path, typer.Argument(help="folder with train.jsonl / validation.jsonl from `ftlib export`")],
+    provider: ProviderOpt,
+    base_model: Annotated[str | None, typer.Option(help="overrides finetune.<provider>.base_model")] = None,
+    method: Annotated[str | None, typer.Option(help="supervised | dpo")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    submit: Annotated[bool, typer.Option("--submit", help="create the job (spends money); default is a plan")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="poll until done (Ctrl-C leaves the job running)")] = False,
+    out: Annotated[Path | None, typer.Option(help="write the plan/result JSON here")] = None,
+    models_dir: ModelsOpt = Path("models"),
+    poll_interval: Annotated[float | None, typer.Option(help="first polling interval, seconds")] = None,
+    deadline: Annotated[float | None, typer.Option(help="stop waiting after this many seconds")] = None,
+) -> None:
+    """Plan a fine-tuning job, or submit it exactly once with --submit (and --wait for the model id)."""
+    with _exit_codes():
+        settings = load_settings(params, provider)
+        if base_model:
+            settings["base_model"] = base_model
+        if method:
+            settings["method"] = method
+        poll = Poll(start=poll_interval, cap=max(poll_interval, 1.0)) if poll_interval else None
+        result = plan_or_submit(export_dir, provider, settings, submit=submit, wait=wait and submit,
+                                models_dir=models_dir, out=out, console=_err(), deadline_s=deadline, poll=poll)
+        job = result.get("job")
+        if job:
+            _line(Console(), f"{provider} job {job['job_id']}: {job['status']}"
+                  + (f", model {job['model_id']}" if job.get("model_id") else ""))
+
+
+def status(
+    provider: ProviderOpt,
+    job_id: Annotated[str | None, typer.Argument(help="provider job id")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="ftlib job key (from the plan)")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    models_dir: ModelsOpt = Path("models"),
+) -> None:
+    """Show a job's state (by id or by ftlib job key) and record it in the ledger."""
+    with _exit_codes():
+        registry = Registry(models_dir)
+        if not job_id and not key:
+            raise ValueError("give a JOB_ID or --key KEY")
+        if key and not job_id:
+            record = registry.get(provider, key)
+            if not record:
+                raise ValueError(f"no {provider} job with key {key} in {models_dir}; run `ftlib models` to list them")
+            job_id = record.get("job_id")
+            if not job_id:
+                raise ProviderError(f"key {key} was never submitted to completion (status {record.get('status')}); "
+                                    "re-run `ftlib finetune --submit` to resume")
+        adapter = get_provider(provider, _options(load_settings(params, provider)))
+        adapter.check_config()
+        s = adapter.get_job(job_id)
+        record = registry.find_by_job_id(provider, job_id)
+        if record:
+            fields = {"status": s.state.value if s.state.value != "unknown" else s.raw_state}
+            fields.update({k: v for k, v in (("model_id", s.model_id), ("error", s.error)) if v})
+            registry.update(provider, record["job_key"], **fields)
+        _line(Console(), _status_line(s))
+        if s.state.value in ("failed", "cancelled"):
+            raise typer.Exit(1)
+
+
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    models_dir: ModelsOpt = Path("models"),
+) -> None:
+    """Fine-tuned models and jobs recorded under models/, next to the dataset hash they were trained on."""
+    with _exit_codes():
+        records = Registry(models_dir).records()
+        rows = [{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
+                                       "job_key")} for r in records]
+        if as_json:
+            typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+            return
+        table = Table("dataset", "provider", "base model", "status", "model id", "job id")
+        for r in rows:
+            table.add_row((r["dataset_sha256"] or "")[:12], r["provider"], r["base_model"], r["status"],
+                          r["model_id"] or "", r["job_id"] or "")
+        Console(width=200).print(table) if rows else _line(Console(), f"no jobs recorded in {models_dir}")
+
+
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="provider job id")],
+    provider: ProviderOpt,
+    params: ParamsOpt = Path("params.yaml"),
+    models_dir: ModelsOpt = Path("models"),
+) -> None:
+    """Cancel a running job (the ledger keeps the record with status cancelled)."""
+    with _exit_codes():
+        adapter = get_provider(provider, _options(load_settings(params, provider)))
+        adapter.check_config()
+        adapter.cancel(job_id)
+        s = adapter.get_job(job_id)
+        registry = Registry(models_dir)
+        record = registry.find_by_job_id(provider, job_id)
+        if record:
+            registry.update(provider, record["job_key"], status=s.state.value)
+        _line(Console(), _status_line(s))
+
+
+def jobs(
+    provider: ProviderOpt,
+    limit: Annotated[int, typer.Option(help="how many recent jobs")] = 20,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Recent jobs at the provider (including ones ftlib did not create)."""
+    with _exit_codes():
+        adapter = get_provider(provider, _options(load_settings(params, provider)))
+        adapter.check_config()
+        con = Console()
+        for s in adapter.list_jobs(limit):
+            _line(con, _status_line(s))
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the job commands to the main `ftlib` app (ftlib/cli.py calls this)."""
+    app.command("finetune")(finetune)
+    app.command("status")(status)
+    app.command("models")(models)
+    app.command("cancel")(cancel)
+    app.command("jobs")(jobs)
+
+
+def _standalone() -> typer.Typer:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
+    register(app)
+    return app
+
+
+if __name__ == "__main__":
+    _standalone()()
