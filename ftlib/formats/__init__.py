@@ -8,10 +8,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ftlib.formats.anthropic import BEDROCK_CLAUDE
 from ftlib.formats.base import Format, FormatError
+from ftlib.formats.gemini import VERTEX_PREFERENCE, VERTEX_SFT
+from ftlib.formats.huggingface import HF_MESSAGES, TRL_PREFERENCE
+from ftlib.formats.openai import OPENAI_CHAT, OPENAI_DPO
 
-# Filled in by the format modules (openai.py, anthropic.py, gemini.py, huggingface.py):
-FORMATS: dict[str, Format] = {}
+# Order is detection priority: shapes with distinctive keys first, the plain {"messages": [...]} catch-all last.
+# bedrock-claude needs a top-level "system" string and hf-messages an HF-only marker (object tool arguments,
+# tool results without ids, "image" parts, reasoning_content); any other "messages" line reads as openai-chat,
+# which gives the same Example for the plain text they share.
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (OPENAI_DPO, VERTEX_PREFERENCE, VERTEX_SFT, TRL_PREFERENCE, BEDROCK_CLAUDE, HF_MESSAGES, OPENAI_CHAT)
+}
 
 # Which format each export target writes, per example kind (None: the target cannot hold that kind).
 PROVIDER_FORMATS: dict[str, dict[str, str | None]] = {
