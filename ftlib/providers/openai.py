@@ -155,8 +155,24 @@ class OpenAIProvider:
             kwargs["suffix"] = spec.suffix
         if spec.options.get("seed") is not None:
             kwargs["seed"] = int(spec.options["seed"])
-        with _api_errors("job creation"):
-            return self.client.fine_tuning.jobs.create(**kwargs).id
+        import openai
+
+        # No SDK retries here: a timeout or 5xx after the server stored the job would create a second one on retry.
+        # An ambiguous failure is settled by one metadata lookup instead; a re-run is always safe (jobs.submit_once).
+        try:
+            with _api_errors("job creation"):
+                return self.client.with_options(max_retries=0).fine_tuning.jobs.create(**kwargs).id
+        except ProviderError as e:
+            cause = e.__context__
+            ambiguous = isinstance(cause, openai.APIConnectionError) or (
+                isinstance(cause, openai.APIStatusError) and cause.status_code >= 500)
+            found = self.find_job(spec) if ambiguous else None
+            if found:
+                return found
+            if ambiguous or isinstance(cause, openai.RateLimitError):
+                raise ProviderError(f"{e}; no job was created: re-running is safe (ftlib looks for the job first)"
+                                    ) from None
+            raise
 
     def get_job(self, job_id: str) -> JobStatus:
         with _api_errors(f"status of {job_id}"):

@@ -11,6 +11,7 @@ without storing; "after": store the job, then block) so a test can kill the clie
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import hashlib
@@ -320,13 +321,14 @@ def _handler(emu: OpenAIEmulator) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, payload = emu.handle(self.command, url.path, parse_qs(url.query), self.headers, body)
             data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if status in (429, 500, 502, 503):
-                self.send_header("retry-after-ms", "10")  # keeps the SDK's own retries fast in tests
-            self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(OSError):  # the client was killed mid-request (crash tests)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status in (429, 500, 502, 503):
+                    self.send_header("retry-after-ms", "10")  # keeps the SDK's own retries fast in tests
+                self.end_headers()
+                self.wfile.write(data)
 
         do_GET = do_POST = do_DELETE = _serve
 
