@@ -24,8 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 @contextmanager
@@ -55,7 +55,8 @@ def ingest(
     out_path: Annotated[Path, typer.Option("--out", help="Dataset parquet to write")] = Path("build/dataset.parquet"),
     report: Annotated[Path, typer.Option(help="Ingest report (counts, rejects with file:line)")] = Path(
         "reports/ingest.json"),
-    strict: Annotated[bool, typer.Option("--strict/--lenient", help="--strict fails on any bad line; --lenient keeps the good ones")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict/--lenient", help="--strict fails on any bad line; --lenient keeps the good ones")] = False,
 ) -> None:
     """Read raw files into one deduplicated parquet dataset; report every rejected line."""
     with progress_bar("ingest") as advance:

@@ -6,6 +6,7 @@ deterministic bytes (fixed order, fixed writer options, no timestamps) so two ma
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -276,18 +277,20 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
 
 # -- validate -----------------------------------------------------------------------------------
 
-def _read_export(path: Path, fmt_name: str) -> Iterator[tuple[Example | None, dict[str, Any] | None, Issue | None]]:
+def _read_export(path: Path, fmt_name: str, rejects: list[Issue]) -> Iterator[tuple[Example, dict[str, Any]]]:
+    """(example, line) pairs of an exported file; lines that do not parse go to `rejects`."""
     fmt = formats.get(fmt_name)
     with path.open("rb") as fh:
         for n, raw in enumerate(fh, 1):
             source = f"{path.as_posix()}:{n}"
             try:
                 obj = orjson.loads(raw)
-                yield fmt.decode(obj, source), obj, None
+                yield fmt.decode(obj, source), obj
             except orjson.JSONDecodeError as e:
-                yield None, None, Issue("invalid_json", "error", f"not valid JSON ({e}); re-run ftlib export", None, source)
+                rejects.append(Issue("invalid_json", "error", f"not valid JSON ({e}); re-run ftlib export",
+                                     None, source))
             except FormatError as e:
-                yield None, None, Issue(e.code, "error", str(e), None, source, e.field)
+                rejects.append(Issue(e.code, "error", str(e), None, source, e.field))
 
 
 def validate_export(
@@ -295,57 +298,48 @@ def validate_export(
     estimate_out: Path | None = None, prices: dict[str, float] | None = None, n_epochs: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Check every exported file against the provider's rules; write the report and the token/cost estimate."""
+    """Check every exported file against the provider's rules; write the report and the train-file estimate."""
     fmt_names = formats.PROVIDER_FORMATS[provider]
     files = sorted(export_dir.glob("*.jsonl"))
     if not files:
         raise StageError(f"no .jsonl files in {export_dir}; run `ftlib export ... --out {export_dir}` first")
     per_file: dict[str, Any] = {}
-    all_issues: list[Issue] = []
-    train_tokens: list[int] = []
+    estimates: dict[str, Any] = {}
     for path in files:
         kind = "preference" if path.name.endswith(".preference.jsonl") else "sft"
         split_name = path.name.split(".")[0]
-        fmt_name = fmt_names[kind]
-        if fmt_name is None:
-            continue
-        examples = []  # only for dataset-level checks: streamed through a generator below
-        decode_issues: list[Issue] = []
-        counts: list[int] = []
-
-        def stream(p: Path = path, f: str = fmt_name, di: list[Issue] = decode_issues,
-                   tc: list[int] = counts) -> Iterator[tuple[Example, dict[str, Any]]]:
-            for ex, line, issue in _read_export(p, f):
-                if issue is not None:
-                    di.append(issue)
-                    continue
-                assert ex is not None and line is not None
-                tc.append(tokens.count_tokens(ex, provider, base_model))
-                if progress:
-                    progress(1)
-                yield ex, line
-
-        report_obj = validate.check_export(stream(), provider, base_model, split=split_name)
-        del examples
-        issues = decode_issues + list(report_obj.issues)
-        all_issues.extend(issues)
-        per_file[path.name] = {**report_obj.to_dict(), "tokens": sum(counts)}
+        rejects: list[Issue] = []
+        pairs_a, pairs_b = itertools.tee(_read_export(path, fmt_names[kind] or "", rejects))
+        examples = (ex for ex, _ in pairs_a)
+        if progress:
+            examples = _counted(examples, progress)
+        checked = validate.validate_dataset(examples, provider, base_model, split_name,
+                                            lines=(line for _, line in pairs_b))
+        checked.issues[:0] = rejects
+        per_file[path.name] = checked.to_dict(max_issues=1000)
         if split_name == "train":
-            train_tokens.extend(counts)
-    errors = sum(1 for i in all_issues if i.severity == "error")
+            estimates[path.name] = tokens.estimate(checked.tokens, provider, base_model, n_epochs=n_epochs,
+                                                   prices=prices)
+    errors = sum(f["errors"] for f in per_file.values())
     result = {
         "provider": provider,
         "base_model": base_model,
         "ok": errors == 0,
         "errors": errors,
-        "warnings": sum(1 for i in all_issues if i.severity == "warning"),
+        "warnings": sum(f["warnings"] for f in per_file.values()),
         "files": per_file,
     }
     if report:
         write_json(report, result)
     if estimate_out:
-        write_json(estimate_out, tokens.estimate(train_tokens, provider, base_model, n_epochs=n_epochs, prices=prices))
+        write_json(estimate_out, estimates)
     return result
+
+
+def _counted(items: Iterator[Example], progress: Progress) -> Iterator[Example]:
+    for item in items:
+        progress(1)
+        yield item
 
 
 def file_sha256(path: Path) -> str:

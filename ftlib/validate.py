@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -361,7 +361,7 @@ def _check_openai_line(line: Any, kind: str, s: _Sink) -> None:
 def _validator(root: str):  # -> jsonschema validator; compiled once per root
     from jsonschema import Draft202012Validator
 
-    text = resources.files("ftlib").joinpath("schemas/openai_finetune_input.schema.json").read_bytes()
+    text = (Path(__file__).parent / "schemas" / "openai_finetune_input.schema.json").read_bytes()
     doc = orjson.loads(text)
     schema = {"$schema": doc["$schema"], "$ref": f"#/$defs/{root}", "$defs": doc["$defs"]}
     return Draft202012Validator(schema)
