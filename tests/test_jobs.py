@@ -1,0 +1,225 @@
+"""Shared job logic against an in-memory provider: hyperparameter checks, submit-once under crashes, waiting."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from rich.console import Console
+
+from ftlib.providers.base import JobSpec, JobState, JobStatus, Method, Param, ProviderError
+from ftlib.providers.jobs import Poll, WaitTimeout, check_hyperparameters, sha256_file, submit_once, wait
+from ftlib.registry import Registry
+
+
+class Crash(Exception):
+    """Stands in for kill -9 at a chosen point."""
+
+
+class FakeProvider:
+    name = "fake"
+    default_base_model = "base"
+    params: ClassVar[dict[Method, tuple[Param, ...]]] = {
+        "supervised": (Param("n_epochs", int, 1, 50, allow_auto=True),
+                       Param("lr", float, 0, 10, min_exclusive=True)),
+    }
+
+    def __init__(self, states: list[str] | None = None) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.uploads: list[str] = []
+        self.calls: list[str] = []
+        self.crash_at: str | None = None
+        self.states = states or ["queued", "running", "succeeded"]
+        self.polls = 0
+
+    def _maybe_crash(self, point: str) -> None:
+        if self.crash_at == point:
+            self.crash_at = None
+            raise Crash(point)
+
+    def check_config(self) -> None:
+        pass
+
+    def upload(self, path: Path, sha256: str, spec: JobSpec) -> str:
+        self.calls.append("upload")
+        self.uploads.append(sha256)
+        ref = f"file-{sha256[:8]}"
+        self._maybe_crash("after_upload")
+        return ref
+
+    def find_job(self, spec: JobSpec) -> str | None:
+        self.calls.append("find")
+        return next((i for i, j in self.jobs.items() if j["key"] == spec.key), None)
+
+    def create_job(self, spec: JobSpec, train_ref: str, validation_ref: str | None) -> str:
+        self.calls.append("create")
+        self._maybe_crash("before_create")
+        job_id = f"job-{len(self.jobs) + 1}"
+        self.jobs[job_id] = {"key": spec.key, "train": train_ref}
+        self._maybe_crash("after_create")
+        return job_id
+
+    def get_job(self, job_id: str) -> JobStatus:
+        raw = self.states[min(self.polls, len(self.states) - 1)]
+        self.polls += 1
+        state = {"queued": JobState.PENDING, "running": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,
+                 "failed": JobState.FAILED}.get(raw, JobState.UNKNOWN)
+        return JobStatus(job_id, state, raw, model_id="ft:model" if raw == "succeeded" else None,
+                         error="training diverged" if raw == "failed" else None)
+
+    def cancel(self, job_id: str) -> None:
+        pass
+
+    def list_jobs(self, limit: int = 20) -> list[JobStatus]:
+        return []
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> JobSpec:
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(b'{"messages": []}\n' * 3)
+    val = tmp_path / "validation.jsonl"
+    val.write_bytes(b'{"messages": [1]}\n')
+    return JobSpec("fake", "base", "supervised", train, sha256_file(train), val, sha256_file(val),
+                   hyperparameters={"n_epochs": 2})
+
+
+# hyperparameters
+
+def test_hyperparameters_normalised_and_auto_allowed() -> None:
+    assert check_hyperparameters(FakeProvider(), "supervised", {"n_epochs": 3.0, "lr": 1}) == {"n_epochs": 3, "lr": 1.0}
+    assert check_hyperparameters(FakeProvider(), "supervised", {"n_epochs": "auto"}) == {"n_epochs": "auto"}
+    assert check_hyperparameters(FakeProvider(), "supervised", None) == {}
+
+
+@pytest.mark.parametrize(("hp", "match"), [
+    ({"epochs": 3}, r"unknown hyperparameter 'epochs'.*known: lr, n_epochs"),
+    ({"n_epochs": 0}, r"n_epochs=0 is out of range; allowed \[1, 50\]"),
+    ({"n_epochs": 2.5}, "whole number"),
+    ({"n_epochs": True}, "must be int"),
+    ({"lr": 0}, r"lr=0.0 is out of range; allowed \(0, 10\]"),
+    ({"lr": "auto"}, "'auto' is not allowed for lr"),
+    ({"lr": "fast"}, "must be float"),
+])
+def test_bad_hyperparameters_name_the_fix(hp: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        check_hyperparameters(FakeProvider(), "supervised", hp)
+
+
+def test_unsupported_method() -> None:
+    with pytest.raises(ValueError, match="does not support 'dpo'; use one of: supervised"):
+        check_hyperparameters(FakeProvider(), "dpo", {})
+
+
+# submit once
+
+def test_submit_then_rerun_returns_same_job_without_new_calls(spec: JobSpec, tmp_path: Path) -> None:
+    prov, reg = FakeProvider(), Registry(tmp_path / "models")
+    job = submit_once(prov, spec, reg, console=_quiet())
+    assert prov.calls == ["find", "upload", "upload", "find", "create"]
+    rec = reg.get("fake", spec.key)
+    assert rec["job_id"] == job and rec["status"] == "submitted"
+    assert rec["dataset_sha256"] == spec.train_sha256 and rec["validation_sha256"] == spec.validation_sha256
+    assert rec["train_ref"] == f"file-{spec.train_sha256[:8]}"
+    prov.calls.clear()
+    assert submit_once(prov, spec, reg, console=_quiet()) == job
+    assert prov.calls == []
+
+
+def test_second_machine_without_ledger_finds_job_at_provider(spec: JobSpec, tmp_path: Path) -> None:
+    prov = FakeProvider()
+    job = submit_once(prov, spec, Registry(tmp_path / "a"), console=_quiet())
+    other = Registry(tmp_path / "b")
+    prov.calls.clear()
+    assert submit_once(prov, spec, other, console=_quiet()) == job
+    assert prov.calls == ["find"]
+    assert other.get("fake", spec.key)["job_id"] == job
+    assert len(prov.jobs) == 1
+
+
+@pytest.mark.parametrize("point", ["after_upload", "before_create", "after_create"])
+def test_crash_anywhere_then_rerun_gives_exactly_one_job(spec: JobSpec, tmp_path: Path, point: str) -> None:
+    prov, reg = FakeProvider(), Registry(tmp_path / "models")
+    prov.crash_at = point
+    with pytest.raises(Crash):
+        submit_once(prov, spec, reg, console=_quiet())
+    rec = reg.get("fake", spec.key)
+    assert rec["status"] == "submitting" and "job_id" not in rec  # intent was written before the paid calls
+    uploads_before = len(prov.uploads)
+    job = submit_once(prov, spec, reg, console=_quiet())
+    assert len(prov.jobs) == 1 and job in prov.jobs
+    assert reg.get("fake", spec.key)["job_id"] == job
+    if point != "after_upload":
+        assert len(prov.uploads) == uploads_before  # cached refs: no second upload of the same bytes
+
+
+def test_upload_cache_is_shared_across_keys(spec: JobSpec, tmp_path: Path) -> None:
+    prov, reg = FakeProvider(), Registry(tmp_path / "models")
+    submit_once(prov, spec, reg, console=_quiet())
+    again = JobSpec(**{**spec.__dict__, "attempt": 1})
+    submit_once(prov, again, reg, console=_quiet())
+    assert len(prov.jobs) == 2 and len(prov.uploads) == 2  # train + validation once each
+
+
+# wait
+
+def test_wait_backoff_records_states_and_model(spec: JobSpec, tmp_path: Path) -> None:
+    prov, reg = FakeProvider(["queued", "queued", "running", "succeeded"]), Registry(tmp_path / "models")
+    job = submit_once(prov, spec, reg, console=_quiet())
+    sleeps: list[float] = []
+    out = io.StringIO()
+    status = wait(prov, job, None, Poll(1.0, 2.0, 3.0), registry=reg, console=Console(file=out, width=300),
+                  sleep=sleeps.append)
+    assert status.model_id == "ft:model"
+    assert sleeps == [1.0, 2.0, 3.0]
+    lines = out.getvalue().splitlines()
+    assert lines == [f"[fake] job {job}: queued", f"[fake] job {job}: running",
+                     f"[fake] job {job}: succeeded, model ft:model"]
+    rec = reg.get("fake", spec.key)
+    assert (rec["status"], rec["model_id"]) == ("succeeded", "ft:model")
+
+
+def test_wait_failure_raises_provider_message(spec: JobSpec, tmp_path: Path) -> None:
+    prov, reg = FakeProvider(["running", "failed"]), Registry(tmp_path / "models")
+    job = submit_once(prov, spec, reg, console=_quiet())
+    with pytest.raises(ProviderError, match="failed: training diverged"):
+        wait(prov, job, None, Poll(0, 1, 0), registry=reg, console=_quiet(), sleep=lambda s: None)
+    assert reg.get("fake", spec.key)["error"] == "training diverged"
+
+
+def test_interrupt_leaves_job_and_rerun_resumes(spec: JobSpec, tmp_path: Path) -> None:
+    prov, reg = FakeProvider(["queued", "running", "succeeded"]), Registry(tmp_path / "models")
+    job = submit_once(prov, spec, reg, console=_quiet())
+
+    def ctrl_c(_: float) -> None:
+        raise KeyboardInterrupt
+
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        wait(prov, job, None, Poll(1, 1, 1), registry=reg, console=Console(file=out, width=300), sleep=ctrl_c)
+    assert "keeps running" in out.getvalue()
+    assert reg.get("fake", spec.key)["status"] == "pending"
+    assert submit_once(prov, spec, reg, console=_quiet()) == job
+    assert wait(prov, job, None, Poll(0, 1, 0), registry=reg, console=_quiet(), sleep=lambda s: None).model_id
+    assert len(prov.jobs) == 1
+
+
+def test_deadline_raises_but_job_keeps_running(spec: JobSpec, tmp_path: Path) -> None:
+    prov = FakeProvider(["running"])
+    with pytest.raises(WaitTimeout, match=r"still running after 2s.*re-run"):
+        wait(prov, "job-1", 2, Poll(5, 1, 5), console=_quiet(), sleep=lambda s: None)
+
+
+def test_unknown_state_is_kept_raw(spec: JobSpec, tmp_path: Path) -> None:
+    prov, reg = FakeProvider(["paused", "succeeded"]), Registry(tmp_path / "models")
+    job = submit_once(prov, spec, reg, console=_quiet())
+    seen = []
+    wait(prov, job, None, Poll(0, 1, 0), registry=reg, console=_quiet(),
+         sleep=lambda s: seen.append(reg.get("fake", spec.key)["status"]))
+    assert seen == ["paused"]
