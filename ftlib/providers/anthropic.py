@@ -25,7 +25,7 @@ from ftlib.providers.base import ConfigError, JobSpec, JobState, JobStatus, Meth
 log = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-west-2"  # the only region where Claude 3 Haiku can be customized
-DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_MAX_RETRIES = 7  # botocore counts retries after the first attempt
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 HAIKU_EOL = "2026-09-10"
 MAX_PUT_BYTES = 5 * 1024**3  # single PUT limit; Bedrock training files are far below it
@@ -68,7 +68,7 @@ class BedrockProvider:
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = dict(options or {})
         self.region = str(self.options.get("region") or DEFAULT_REGION)
-        self.max_attempts = int(self.options.get("max_attempts") or DEFAULT_MAX_ATTEMPTS)
+        self.max_retries = int(self.options.get("max_retries", DEFAULT_MAX_RETRIES))
         self.bucket, self.prefix = _bucket_and_prefix(self.options)
 
     # clients: created on first use so importing ftlib never needs boto3 or credentials
@@ -81,7 +81,7 @@ class BedrockProvider:
     def _client(self, service: str) -> Any:
         from botocore.config import Config
 
-        config = Config(retries={"mode": "standard", "max_attempts": self.max_attempts})
+        config = Config(retries={"mode": "standard", "max_attempts": self.max_retries})
         return self.session.client(service, config=config)  # boto3 reads AWS_ENDPOINT_URL(_<SERVICE>) itself
 
     @cached_property
@@ -262,7 +262,7 @@ class BedrockProvider:
 
         endpoint = os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or os.environ.get("AWS_ENDPOINT_URL")
         client = anthropic.AnthropicBedrock(aws_region=self.region, base_url=endpoint,
-                                            max_retries=self.max_attempts - 1)
+                                            max_retries=self.max_retries)
         try:
             reply = client.messages.create(model=model_arn, max_tokens=max_tokens,
                                            messages=[{"role": "user", "content": prompt}])
