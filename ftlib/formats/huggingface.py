@@ -244,6 +244,9 @@ class TRLPreference:
             prompt = need_str(prompt, "prompt", "with string chosen/rejected the prompt must be a string too")
             return Example(messages=(Message("user", prompt),), chosen=Message("assistant", chosen),
                            rejected=Message("assistant", rejected), metadata=meta, group=group, source=source)
+        if isinstance(chosen, str) or isinstance(rejected, str) or isinstance(prompt, str):
+            fail("mixed forms: prompt, chosen and rejected must all be strings or all be lists of messages; "
+                 "write them in one form", "chosen" if isinstance(chosen, str) else "rejected")
         chosen = need_list(chosen, "chosen", "write chosen as a list holding one assistant message (or a string)")
         rejected = need_list(rejected, "rejected", "write rejected like chosen: a list of messages (or a string)")
         if prompt is None:  # implicit prompt: both conversations share everything but their last message
