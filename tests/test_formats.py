@@ -16,8 +16,9 @@ SFT = ("openai-chat", "bedrock-claude", "vertex-sft", "hf-messages")
 PREF = ("openai-dpo", "vertex-preference", "trl-preference")
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 PNG_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
-WEATHER = {"type": "function", "function": {"name": "weather", "description": "Weather for a city",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+WEATHER = {"type": "function", "function": {
+    "name": "weather", "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
 
 
 def roundtrip(name: str, ex: Example) -> Example:
