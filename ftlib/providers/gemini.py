@@ -65,8 +65,8 @@ _COMMON = (
 
 class VertexProvider:
     """Options (params.yaml finetune.gemini): project, location, gcs_uri, tuned_model_display_name, retry_attempts,
-    retry_initial_delay, retry_max_delay, timeout_seconds. `credentials` is for tests and custom auth; by default
-    the SDKs use Application Default Credentials."""
+    retry_initial_delay, retry_max_delay, retry_jitter, timeout_seconds. `credentials` is for tests and custom auth;
+    by default the SDKs use Application Default Credentials."""
 
     name = "gemini"
     default_base_model = "gemini-2.5-flash"
@@ -107,6 +107,10 @@ class VertexProvider:
             raise ConfigError(
                 "gemini: no Google Cloud project; set GOOGLE_CLOUD_PROJECT (or finetune.gemini.project in params.yaml)"
             )
+
+    def check_spec(self, spec: JobSpec) -> None:
+        """Vertex-only limits (adapter sizes, beta only for dpo), checked by submit_once before any upload."""
+        _hyperparameters(spec)
 
     # calls
     def upload(self, path: Path, sha256: str, spec: JobSpec) -> str:
@@ -201,6 +205,7 @@ class VertexProvider:
             attempts=int(opts.get("retry_attempts", 5)),
             initial_delay=float(opts.get("retry_initial_delay", 1.0)),
             max_delay=float(opts.get("retry_max_delay", 60.0)),
+            jitter=float(opts.get("retry_jitter", 1.0)),
             http_status_codes=retry_codes,
         )
         timeout = timeout_seconds or float(opts.get("timeout_seconds", 120.0))

@@ -55,7 +55,8 @@ class VertexEmulator:
         self.require_auth = require_auth
         self.jobs: dict[str, EmulatedJob] = {}  # name -> job, in creation order
         self.requests: list[tuple[str, str]] = []  # (method, path with query) as received
-        self.hang_after_create = False
+        self.hang_after_create = False  # store the job, then never answer the create call
+        self.fail_after_create: int | None = None  # store the job, then answer the create call with this status
         self._faults: list[_Fault] = []
         self._fail_next_jobs: list[str] = []
         self._ids = itertools.count(1000)
@@ -257,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, out = emu._create(m[1], m[2], body)
             if status == 200 and emu.hang_after_create:
                 emu._released.wait()  # the job exists, the caller never hears about it
+            if status == 200 and emu.fail_after_create:
+                status, out = _error(emu.fail_after_create, "Injected failure after the job was stored.")
             return self._send(status, out)
         if m := _JOB.match(url.path):
             if m[2] and method == "POST":
