@@ -305,9 +305,10 @@ class Dataset:
         return result
 
     # -- checking -----------------------------------------------------------------------------------
-    def validate(self, provider: str, base_model: str | None = None) -> list[Issue]:
-        """Every problem the provider would reject or silently mangle (see ftlib.validate)."""
-        return list(validate.check_dataset(iter(self), provider, base_model))
+    def validate(self, provider: str, base_model: str | None = None, split: str = "train") -> list[Issue]:
+        """Every problem the provider would reject or silently mangle (see ftlib.validate); `split` names
+        the role of this data (train/validation), which changes the dataset-level minimums."""
+        return list(validate.check_dataset(iter(self), provider, base_model, split))
 
     def summary(self, provider: str = "openai", base_model: str | None = None) -> dict[str, Any]:
         """Counts a user checks before paying for a job. A turn is one assistant reply (a preference pair counts 1)."""

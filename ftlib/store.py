@@ -21,7 +21,7 @@ from ftlib.records import arrow_schema
 
 SCHEMA: pa.Schema = arrow_schema()
 BATCH_ROWS = 8192  # rows per in-memory record batch and per parquet read
-ROW_GROUP_ROWS = 65536  # fixed row groups: parquet bytes depend on the data only, not on how it was batched
+ROW_GROUP_ROWS = 16384  # fixed row groups (bytes depend on the data only); also the unit a parquet read decodes
 SHUFFLE_PART_ROWS = 65536  # rows sorted in memory at once by the external shuffle
 # Fixed writer options: the same rows give the same bytes on every run (no timestamps exist in parquet metadata).
 PARQUET_OPTIONS: dict[str, object] = {
@@ -72,7 +72,7 @@ def iter_part(part: Part, columns: Sequence[str] | None, batch_rows: int = BATCH
     if isinstance(part, pa.RecordBatch):
         yield part.select(list(columns)) if columns is not None else part
         return
-    with pq.ParquetFile(part.path) as pf:
+    with pq.ParquetFile(part.path, pre_buffer=False) as pf:  # no read-ahead: memory stays one row group
         offset = 0
         for batch in pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None):
             if columns is not None:
@@ -162,7 +162,7 @@ def shuffle_in_memory(batches: Sequence[pa.RecordBatch], order_keys: pa.Array, b
 
 
 def shuffle_external(
-    batches: Iterable[pa.RecordBatch], order_keys: pa.Array, out_path: Path, part_rows: int = SHUFFLE_PART_ROWS,
+    batches: Iterable[pa.RecordBatch], order_keys: pa.Array, out_path: Path, part_rows: int | None = None,
 ) -> int:
     """The same order as shuffle_in_memory, with memory bounded by one partition of about `part_rows` rows.
 
@@ -171,7 +171,7 @@ def shuffle_external(
     concatenating the sorted partitions gives the global order.
     """
     n = len(order_keys)
-    n_parts = max(1, math.ceil(n / part_rows))
+    n_parts = max(1, math.ceil(n / (part_rows or SHUFFLE_PART_ROWS)))
     # partition = floor(key * n_parts / 2**64), computed on the top 32 bits so it cannot overflow
     part_of = pc.shift_right(
         pc.multiply(pc.shift_right(order_keys, pa.scalar(32, pa.uint64())), pa.scalar(n_parts, pa.uint64())),
