@@ -316,3 +316,103 @@ def test_smoke_test_sends_a_signed_message_and_returns_the_text(moto_aws: str, m
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)  # type: ignore[attr-defined]
         with pytest.raises(ProviderError, match="Provisioned Throughput"):
             BedrockProvider(dict(OPTIONS)).smoke_test(model, "ping")
+
+
+# the shared job core (jobs.submit_once + wait) driving this adapter -------------------------------------------------
+
+CRASH_AFTER_CREATE = """
+import json, os, sys
+from pathlib import Path
+from ftlib.providers.anthropic import BedrockProvider
+from ftlib.providers.base import JobSpec
+from ftlib.providers.jobs import submit_once
+from ftlib.registry import Registry
+
+args = json.loads(sys.argv[1])
+provider = BedrockProvider(args["options"])
+# Bedrock has answered with the job ARN; the process dies before ftlib can write it to the ledger.
+provider.bedrock.meta.events.register("after-call.bedrock.CreateModelCustomizationJob", lambda **_: os._exit(137))
+spec = JobSpec(**{**args["spec"], "train_file": Path(args["spec"]["train_file"])})
+submit_once(provider, spec, Registry(args["registry"]))
+print("not reached")
+"""
+
+
+def _quiet() -> Any:
+    import io
+
+    from rich.console import Console
+
+    return Console(file=io.StringIO())
+
+
+def test_submit_once_and_wait_against_moto(provider: BedrockProvider, tmp_path: Path) -> None:
+    from ftlib.providers.jobs import Poll, submit_once, wait
+    from ftlib.registry import Registry
+
+    val, val_sha = _file(tmp_path, "validation.jsonl", LINE)
+    spec = _spec(tmp_path, validation_file=val, validation_sha256=val_sha)
+    registry = Registry(tmp_path / "models")
+    creates = _count_calls(provider.bedrock, "CreateModelCustomizationJob")
+    job_id = submit_once(provider, spec, registry, console=_quiet())
+    assert submit_once(provider, spec, registry, console=_quiet()) == job_id
+    assert len(creates) == 1
+    record = registry.get("anthropic", spec.key)
+    assert record and record["job_id"] == job_id and record["status"] == "submitted"
+    assert record["train_ref"] == f"s3://{BUCKET}/ftlib/{spec.train_sha256}/train.jsonl"
+    assert record["validation_ref"] == f"s3://{BUCKET}/ftlib/{val_sha}/validation.jsonl"
+
+    name = provider.job_name(spec)
+
+    def training_finishes(_seconds: float) -> None:  # Bedrock finishing while ftlib sleeps between polls
+        set_job_status(REGION, name, "Completed")
+
+    status = wait(provider, job_id, deadline_s=60, poll=Poll(start=0.01), registry=registry, console=_quiet(),
+                  sleep=training_finishes)
+    assert status.state is JobState.SUCCEEDED
+    assert status.model_id == bedrock_jobs(REGION)[name].output_model_arn
+    assert registry.get("anthropic", spec.key)["model_id"] == status.model_id  # type: ignore[index]
+
+
+def test_wait_reports_bedrocks_failure_message(provider: BedrockProvider, tmp_path: Path) -> None:
+    from ftlib.providers.jobs import Poll, submit_once, wait
+    from ftlib.registry import Registry
+
+    spec = _spec(tmp_path)
+    registry = Registry(tmp_path / "models")
+    job_id = submit_once(provider, spec, registry, console=_quiet())
+    set_job_status(REGION, provider.job_name(spec), "Failed", failure_message="Line 3: roles must alternate")
+    with pytest.raises(ProviderError, match="Line 3: roles must alternate"):
+        wait(provider, job_id, deadline_s=60, poll=Poll(start=0.01), registry=registry, console=_quiet())
+    assert registry.get("anthropic", spec.key)["status"] == "failed"  # type: ignore[index]
+
+
+def test_crash_after_create_then_rerun_finds_the_job(provider: BedrockProvider, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from ftlib.providers.jobs import submit_once
+    from ftlib.registry import Registry
+
+    spec = _spec(tmp_path)
+    args = {"options": OPTIONS, "registry": str(tmp_path / "models"),
+            "spec": {"provider": spec.provider, "base_model": spec.base_model, "method": spec.method,
+                     "train_file": str(spec.train_file), "train_sha256": spec.train_sha256,
+                     "hyperparameters": spec.hyperparameters}}
+    script = tmp_path / "crash.py"
+    script.write_text(CRASH_AFTER_CREATE)
+    done = subprocess.run([sys.executable, str(script), json.dumps(args)], capture_output=True, text=True,
+                          timeout=120)  # inherits AWS_ENDPOINT_URL and the fake credentials
+    assert done.returncode == 137, done.stderr
+    assert "not reached" not in done.stdout
+    registry = Registry(tmp_path / "models")
+    record = registry.get("anthropic", spec.key)
+    assert record and record["status"] == "submitting" and not record.get("job_id")  # the ledger never saw the id
+    assert len(bedrock_jobs(REGION)) == 1  # ...but Bedrock has the job
+
+    creates = _count_calls(provider.bedrock, "CreateModelCustomizationJob")
+    job_id = submit_once(provider, spec, registry, console=_quiet())
+    assert creates == []  # found by its deterministic name, not created again
+    jobs = boto3.client("bedrock", region_name=REGION).list_model_customization_jobs()
+    assert [j["jobArn"] for j in jobs["modelCustomizationJobSummaries"]] == [job_id]
+    assert registry.get("anthropic", spec.key)["job_id"] == job_id  # type: ignore[index]

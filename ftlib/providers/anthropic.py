@@ -68,7 +68,8 @@ class BedrockProvider:
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = dict(options or {})
         self.region = str(self.options.get("region") or DEFAULT_REGION)
-        self.max_retries = int(self.options.get("max_retries", DEFAULT_MAX_RETRIES))
+        retries = self.options.get("max_retries")
+        self.max_retries = DEFAULT_MAX_RETRIES if retries is None else int(retries)
         self.bucket, self.prefix = _bucket_and_prefix(self.options)
 
     # clients: created on first use so importing ftlib never needs boto3 or credentials
@@ -314,7 +315,11 @@ def _bucket_and_prefix(options: dict[str, Any]) -> tuple[str, str]:
 
 
 def _has_credentials(session: Any) -> bool:
-    """Walks boto3's chain (env, profile, SSO, process, container, instance role) without printing anything."""
+    """Walks boto3's chain (env, profile, SSO, process, container, instance role) without printing anything.
+
+    The chain stops at the first source found, so the instance-metadata endpoint is probed only when nothing
+    else is configured (and never with AWS_EC2_METADATA_DISABLED=true).
+    """
     from botocore.exceptions import BotoCoreError
 
     try:
