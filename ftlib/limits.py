@@ -43,7 +43,8 @@ _OPENAI_SHUTDOWN = (
 )
 _OPENAI_CLOSING = (
     "OpenAI fine-tuning is being wound down: orgs that never fine-tuned get 403 training_not_available since "
-    "2026-05-07 and nobody can create jobs from 2027-01-06 (PROVIDERS.md); Azure OpenAI fine-tuning continues"
+    "2026-05-07 and nobody can create jobs from 2027-01-06 (PROVIDERS.md); submit before then, or use Azure OpenAI "
+    "fine-tuning (same format) or export for Vertex/Hugging Face"
 )
 
 # OpenAI's choice for examples over the limit: they are truncated, not rejected. We report a warning (the job
@@ -80,7 +81,8 @@ MODELS: tuple[ModelSpec, ...] = (
                            "offline (assumed USD 0.004 per 1K tokens, 2026-11); override with prices=",
               status="deprecated",
               status_note="Claude 3 Haiku on Bedrock is Legacy with end of life 2026-09-10 (PROVIDERS.md): Bedrock "
-                          "may refuse new customization jobs; it is the only fine-tunable Claude",
+                          "may refuse new customization jobs; it is the only fine-tunable Claude, so if Bedrock "
+                          "refuses, export the same data for Vertex, OpenAI or Hugging Face",
               image_rule="none", default_epochs=2),
     # Gemini on Vertex: 131,072 input+output training tokens per example (Vertex "About supervised fine-tuning
     # for Gemini models", limits table for 2.5 Flash / Flash-Lite; PROVIDERS.md). Longer examples fail.

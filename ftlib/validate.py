@@ -4,6 +4,10 @@ Three layers: check_basic (provider-neutral sanity, used by ingest), check_examp
 one example, plus the official JSON schema of the exported OpenAI line), check_dataset / validate_dataset
 (streamed once, adds dataset-level rules: example counts, one kind per file, retired base models, tokens).
 Messages never quote training text: a secret or private data must not leak into a report.
+
+Severity choices: an OpenAI example over the per-example token limit is a warning (OpenAI truncates it and the
+job runs; the message says the reply is usually what gets cut), while Bedrock and Vertex limits are errors
+(their validators reject the record). Retired base models are errors, deprecated ones warnings.
 """
 
 from __future__ import annotations
@@ -46,7 +50,10 @@ _SECRET_PATTERNS = {
     "jwt": _B + r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
 }
 _SECRETS = re.compile("|".join(f"(?P<{k}>{v})" for k, v in _SECRET_PATTERNS.items()))
-# Cheap gate: almost all text contains none of these, so the full pattern rarely runs.
+# Cheap gates: plain substring tests (memchr-fast) first, then the prefix regex, then the full pattern only at
+# the prefix hits. Almost all training text stops at the first gate.
+_LITERALS = ("sk-", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "AKIA", "ASIA", "ABIA", "ACCA", "-----BEGIN",
+             "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AIza", "xoxa-", "xoxb-", "xoxp-", "xoxr-", "eyJ")
 _PREFILTER = re.compile(r"sk-|[sr]k_|A[KSBC][IC]A|-----BEGIN|gh[pousr]_|github_pat_|AIza|xox[abpr]-|eyJ")
 _SECRET_NAMES = {
     "anthropic_api_key": "an Anthropic API key", "openai_api_key": "an OpenAI API key",
@@ -61,9 +68,14 @@ def find_secrets(text: str) -> list[str]:
 
     Kinds only, sorted: the matched value itself is never returned, so it cannot end up in a report.
     """
-    if not text or not _PREFILTER.search(text):
+    if not text or not any(lit in text for lit in _LITERALS):
         return []
-    return sorted({m.lastgroup for m in _SECRETS.finditer(text) if m.lastgroup})
+    kinds = set()
+    for hit in _PREFILTER.finditer(text):  # every pattern starts with a prefilter hit: try the full one only there
+        m = _SECRETS.match(text, hit.start())
+        if m and m.lastgroup:
+            kinds.add(m.lastgroup)
+    return sorted(kinds)
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -183,7 +195,7 @@ def _check_tools(ex: Example, s: _Sink, unanswered: Severity | None) -> None:
                     "function names may use only a-z, A-Z, 0-9, _ and -, at most 64 characters; rename the function")
         else:
             names.add(name)
-    calls: dict[str, tuple[int, int, str]] = {}  # id -> (message index, call index, path)
+    calls: dict[str, tuple[int, str, str]] = {}  # id -> (message index, function name, path)
     answered: set[str] = set()
     for path, m in _fields(ex):
         for j, t in enumerate(m.tool_calls):
@@ -209,7 +221,7 @@ def _check_tools(ex: Example, s: _Sink, unanswered: Severity | None) -> None:
             elif t.id in calls:
                 s.error("duplicate_tool_call_id", f"{fld}.id", "two tool calls share this id; make ids unique")
             elif path.startswith("messages["):
-                calls[t.id] = (int(path[9:-1]), j, fld)
+                calls[t.id] = (int(path[9:-1]), t.name, fld)
         if m.role == "tool":
             if not m.tool_call_id:
                 s.error("tool_message_missing_tool_call_id", f"{path}.tool_call_id",
@@ -219,10 +231,13 @@ def _check_tools(ex: Example, s: _Sink, unanswered: Severity | None) -> None:
                         "tool_call_id does not match any earlier assistant tool call; fix the id or the order")
             else:
                 answered.add(m.tool_call_id)
+                if m.name and m.name != calls[m.tool_call_id][1]:
+                    s.warn("tool_result_name_mismatch", f"{path}.name",
+                           "the tool result names a different function than the call it answers; fix name")
     if unanswered is None:
         return
     last = len(ex.messages) - 1
-    for cid, (mi, _j, fld) in calls.items():
+    for cid, (mi, _name, fld) in calls.items():
         if cid not in answered and mi != last:  # a final call teaches the model to call; earlier ones need results
             s.add("tool_call_unanswered", unanswered, fld,
                   "this tool call has no tool message with its result; add the result after the call or drop the call")
