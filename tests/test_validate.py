@@ -378,3 +378,26 @@ def test_validate_dataset_checks_exported_lines_alongside():
     lines = [good_line()] * 11 + [{"messages": [{"role": "user", "content": "q"}]}]
     report = validate_dataset(exs, "openai", "gpt-4o-mini", lines=lines)
     assert report.to_dict()["issues_by_code"].get("example_missing_assistant_message") == 1
+
+
+def test_vertex_system_only_first_and_result_names_match_calls():
+    late_system = Example.from_turns([("user", "q"), ("system", "late rules"), ("assistant", "a")])
+    assert by_code(check_example(late_system, "gemini"), "system_not_leading")[0].field == "messages[1].role"
+    wrong_name = tool_example(messages=(
+        Message("user", "Weather?"),
+        Message("assistant", "", tool_calls=(ToolCall("c1", "get_weather", "{}"),)),
+        Message("tool", "sunny", tool_call_id="c1", name="get_time"),
+        Message("assistant", "Sunny."),
+    ))
+    assert by_code(check_example(wrong_name, "gemini"), "tool_result_name_mismatch")[0].field == "messages[2].name"
+
+
+def test_dpo_line_rejects_image_parts():
+    ex = Example.preference("q", "good", "bad")
+    line = {"input": {"messages": [{"role": "user", "content": [
+                {"type": "text", "text": "q"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]},
+            "preferred_output": [{"role": "assistant", "content": "good"}],
+            "non_preferred_output": [{"role": "assistant", "content": "bad"}]}
+    part = by_code(check_example(ex, "openai", line=line), "unsupported_content_part")[0]
+    assert part.field == "input.messages[0].content[1]"
