@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ from google.auth import _cloud_sdk
 from google.auth import exceptions as auth_errors
 from google.auth.compute_engine import _metadata as _gce_metadata
 from google.cloud import storage
+from google.cloud.storage import exceptions as storage_errors
 from google.genai import errors, types
 
 from ftlib.providers.base import ConfigError, JobSpec, JobState, JobStatus, Method, Param, ProviderError
@@ -150,7 +152,8 @@ class VertexProvider:
             **_hyperparameters(spec),
         )
         try:
-            with self._errors("create tuning job", spec.base_model):
+            with self._errors("create tuning job", spec.base_model), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The SDK's tuning implementation is experimental")
                 job = self._genai().tunings.tune(
                     base_model=spec.base_model, training_dataset=types.TuningDataset(gcs_uri=train_ref), config=config
                 )
@@ -237,6 +240,8 @@ class VertexProvider:
         except gcs_errors.GoogleAPICallError as e:
             code = int(e.code or 0)
             raise ProviderError(f"gemini: {where} failed: {code} {e.message}; {self._fix(code, e.message)}") from e
+        except (storage_errors.DataCorruption, storage_errors.InvalidResponse) as e:
+            raise ProviderError(f"gemini: {where} failed: {e}; re-run to upload again") from e
         except auth_errors.DefaultCredentialsError as e:
             raise ConfigError(f"gemini: no Google Cloud credentials ({e}); {ADC_FIX}") from e
         except auth_errors.GoogleAuthError as e:
