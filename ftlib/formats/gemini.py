@@ -83,7 +83,10 @@ def _decode_turn(c: Any, path: str, linker: CallLinker) -> list[Message]:
             except (binascii.Error, ValueError) as e:
                 fail(f"data is not valid base64 ({e}); re-encode the file with standard base64",
                      f"{pp}.inlineData.data")
-            atts.append(Attachment.from_bytes(raw, mime))
+            try:
+                atts.append(Attachment.from_bytes(raw, mime))
+            except RecordError as e:
+                fail(f"{e}; set inlineData.mimeType (e.g. image/png)", f"{pp}.inlineData.mimeType")
         elif "fileData" in p:
             d = need_dict(p["fileData"], f"{pp}.fileData", 'write {"mimeType": ..., "fileUri": "gs://..."}')
             uri = need_str(d.get("fileUri"), f"{pp}.fileData.fileUri", "give the file's gs:// or https URI")

@@ -38,6 +38,7 @@ from ftlib.formats.common import (
 from ftlib.records import ROLES, Attachment, Example, Message, RecordError, ToolCall
 
 _IMAGE_KEYS = ("url", "image", "path")
+_PLAIN_KEYS = frozenset(("role", "content", "name", "weight"))
 
 
 # -- decode --------------------------------------------------------------------------------------
@@ -123,8 +124,10 @@ def _decode_tools(obj: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
 
 def _looks_hf(m: Any) -> bool:
     """Markers only the HF conversational shape has (OpenAI lines never carry them)."""
-    if not isinstance(m, dict):
+    if type(m) is not dict:
         return False
+    if m.keys() <= _PLAIN_KEYS and m.get("role") != "tool" and type(m.get("content")) is not list:
+        return False  # the common case, decided without looking further
     if "reasoning_content" in m or "thinking" in m:
         return True
     calls = m.get("tool_calls")

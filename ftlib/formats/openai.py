@@ -75,40 +75,47 @@ def decode_tool_calls(calls: Any, path: str) -> tuple[ToolCall, ...]:
     return tuple(out)
 
 
-def decode_message(m: Any, path: str) -> Message:
-    m = need_dict(m, path, 'write each message as {"role": ..., "content": ...}')
-    role = m.get("role")
+def decode_message(m: Any, msgs_path: str, i: int) -> Message:
+    """One message; field paths are only built on the error path (this runs once per message of 1M lines)."""
+    if type(m) is not dict:
+        need_dict(m, f"{msgs_path}[{i}]", 'write each message as {"role": ..., "content": ...}')
+    get = m.get
+    role = get("role")
     if role not in ROLES:
-        fail(f"unknown role {role!r}; {_ROLE_HINTS.get(role, _ROLE_FIX) if isinstance(role, str) else _ROLE_FIX}",
-             f"{path}.role")
-    content = m.get("content")
+        hint = _ROLE_HINTS.get(role, _ROLE_FIX) if isinstance(role, str) else _ROLE_FIX
+        fail(f"unknown role {role!r}; {hint}", f"{msgs_path}[{i}].role")
+    content = get("content")
     atts: tuple[Attachment, ...] = ()
-    if content is None:
-        content = ""
-    elif isinstance(content, list):
-        content, atts = decode_parts(content, f"{path}.content")
-    elif not isinstance(content, str):
-        fail(f"expected a string or a list of content parts, got {type_name(content)}; write the text as a string",
-             f"{path}.content")
-    weight = m.get("weight")
+    if type(content) is not str:
+        if content is None:
+            content = ""
+        elif isinstance(content, list):
+            content, atts = decode_parts(content, f"{msgs_path}[{i}].content")
+        else:
+            fail(f"expected a string or a list of content parts, got {type_name(content)}; write the text as a "
+                 "string", f"{msgs_path}[{i}].content")
+    weight = get("weight")
     if weight is not None and (type(weight) is not int or weight not in (0, 1)):
         fail(f"weight must be 0 or 1, got {weight!r}; use 0 to skip training on this message, 1 to train on it",
-             f"{path}.weight")
-    calls = m.get("tool_calls")
+             f"{msgs_path}[{i}].weight")
+    calls = get("tool_calls")
+    call_id = get("tool_call_id")
+    name = get("name")
+    if call_id is not None and type(call_id) is not str:
+        opt_str(m, "tool_call_id", f"{msgs_path}[{i}].tool_call_id")
+    if name is not None and type(name) is not str:
+        opt_str(m, "name", f"{msgs_path}[{i}].name")
     return Message(
-        role=role,
-        content=content,
-        attachments=atts,
-        tool_calls=decode_tool_calls(calls, f"{path}.tool_calls") if calls else (),
-        tool_call_id=opt_str(m, "tool_call_id", f"{path}.tool_call_id"),
-        name=opt_str(m, "name", f"{path}.name"),
-        weight=weight,
+        role, content, atts,
+        decode_tool_calls(calls, f"{msgs_path}[{i}].tool_calls") if calls else (),
+        call_id, name, weight,
     )
 
 
 def decode_messages(msgs: Any, path: str) -> tuple[Message, ...]:
-    msgs = need_list(msgs, path, 'write "messages" as a list of {"role", "content"} objects')
-    return tuple(decode_message(m, f"{path}[{i}]") for i, m in enumerate(msgs))
+    if type(msgs) is not list:
+        need_list(msgs, path, 'write "messages" as a list of {"role", "content"} objects')
+    return tuple([decode_message(m, path, i) for i, m in enumerate(msgs)])
 
 
 def decode_tools(obj: Mapping[str, Any], path: str) -> tuple[tuple[dict[str, Any], ...], bool | None]:
@@ -127,7 +134,7 @@ def _single_output(obj: Mapping[str, Any], key: str) -> Message:
     out = need_list(obj.get(key), key, f'write "{key}" as a list holding one assistant message')
     if len(out) != 1:
         fail(f"expected exactly one message, got {len(out)}; keep one assistant message in {key!r}", key)
-    return decode_message(out[0], f"{key}[0]")
+    return decode_message(out[0], key, 0)
 
 
 # -- encode --------------------------------------------------------------------------------------
