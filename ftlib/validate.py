@@ -16,9 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,6 +25,8 @@ from ftlib import limits, tokens
 from ftlib.issues import Issue, Severity
 from ftlib.limits import ModelSpec
 from ftlib.records import ROLES, Example, Message
+from ftlib.schema import schema_errors
+from ftlib.secret_scan import SECRET_NAMES, find_secrets
 from ftlib.tokens import TokenStats
 
 PROVIDERS = ("openai", "anthropic", "gemini", "huggingface")
@@ -35,48 +35,6 @@ OPENAI_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 OPENAI_MAX_IMAGES = 10
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 BEDROCK_RESERVED = ("\nHuman:", "\nAssistant:")  # Claude's legacy prompt markers; Bedrock rejects them in records
-
-# -- secrets -----------------------------------------------------------------------------------------
-_B = r"(?<![A-Za-z0-9_\-])"  # token boundary: a key does not start in the middle of a word
-_SECRET_PATTERNS = {
-    "anthropic_api_key": _B + r"sk-ant-[A-Za-z0-9_\-]{20,}",
-    "openai_api_key": _B + r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}|[A-Za-z0-9]{32,})",
-    "stripe_secret_key": _B + r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",
-    "aws_access_key_id": r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])",
-    "private_key": r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
-    "github_token": _B + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
-    "google_api_key": _B + r"AIza[0-9A-Za-z_\-]{35}",
-    "slack_token": _B + r"xox[abpr]-[A-Za-z0-9\-]{10,}",
-    "jwt": _B + r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
-}
-_SECRETS = re.compile("|".join(f"(?P<{k}>{v})" for k, v in _SECRET_PATTERNS.items()))
-# Cheap gates: plain substring tests (memchr-fast) first, then the prefix regex, then the full pattern only at
-# the prefix hits. Almost all training text stops at the first gate.
-_LITERALS = ("sk-", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "AKIA", "ASIA", "ABIA", "ACCA", "-----BEGIN",
-             "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AIza", "xoxa-", "xoxb-", "xoxp-", "xoxr-", "eyJ")
-_PREFILTER = re.compile(r"sk-|[sr]k_|A[KSBC][IC]A|-----BEGIN|gh[pousr]_|github_pat_|AIza|xox[abpr]-|eyJ")
-_SECRET_NAMES = {
-    "anthropic_api_key": "an Anthropic API key", "openai_api_key": "an OpenAI API key",
-    "stripe_secret_key": "a Stripe secret key", "aws_access_key_id": "an AWS access key id",
-    "private_key": "a private key block", "github_token": "a GitHub token", "google_api_key": "a Google API key",
-    "slack_token": "a Slack token", "jwt": "a JSON Web Token",
-}
-
-
-def find_secrets(text: str) -> list[str]:
-    """Names of likely secrets in text (API keys, private keys, tokens): they must never be uploaded.
-
-    Kinds only, sorted: the matched value itself is never returned, so it cannot end up in a report.
-    """
-    if not text or not any(lit in text for lit in _LITERALS):
-        return []
-    kinds = set()
-    for hit in _PREFILTER.finditer(text):  # every pattern starts with a prefilter hit: try the full one only there
-        m = _SECRETS.match(text, hit.start())
-        if m and m.lastgroup:
-            kinds.add(m.lastgroup)
-    return sorted(kinds)
-
 
 # -- helpers -----------------------------------------------------------------------------------------
 class _Sink:
@@ -125,7 +83,7 @@ def _check_secrets(ex: Example, s: _Sink) -> None:
     def scan(fld: str, text: str | None) -> None:
         for kind in find_secrets(text or ""):
             s.error("likely_secret", fld,
-                    f"{fld} contains what looks like {_SECRET_NAMES[kind]} ({kind}); secrets must never be uploaded: "
+                    f"{fld} contains what looks like {SECRET_NAMES[kind]} ({kind}); secrets must never be uploaded: "
                     "remove it or replace it with a placeholder such as <REDACTED>, and rotate the credential")
 
     for path, m in _fields(ex):
@@ -370,89 +328,6 @@ def _check_openai_line(line: Any, kind: str, s: _Sink) -> None:
         s.warn("unrecognized_key", key, f"{key!r} is not part of an OpenAI {kind} line; remove it")
     for path, message in schema_errors(line, kind):
         s.error("schema_violation", path or None, message)
-
-
-@cache
-def _validator(root: str):  # -> jsonschema validator; compiled once per root
-    from jsonschema import Draft202012Validator
-
-    text = (Path(__file__).parent / "schemas" / "openai_finetune_input.schema.json").read_bytes()
-    doc = orjson.loads(text)
-    schema = {"$schema": doc["$schema"], "$ref": f"#/$defs/{root}", "$defs": doc["$defs"]}
-    return Draft202012Validator(schema)
-
-
-def _json_path(path: Iterable[Any]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _json_type(v: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null",
-            int: "integer", float: "number"}.get(type(v), type(v).__name__)
-
-
-def _branch_types(err: Any) -> list[str]:
-    """The JSON types a oneOf/anyOf would have accepted, gathered from its failed branches."""
-    found: list[str] = []
-    for e in err.context or ():
-        if e.validator == "type" and not e.relative_path:
-            found.extend([e.validator_value] if isinstance(e.validator_value, str) else e.validator_value)
-        elif e.validator in ("oneOf", "anyOf") and not e.relative_path:
-            found.extend(_branch_types(e))
-    return list(dict.fromkeys(found))
-
-
-def _leaves(err: Any) -> list[Any]:
-    """The errors worth reporting: inside a oneOf over messages, only the branch whose role matches."""
-    if err.validator not in ("oneOf", "anyOf") or not err.context:
-        return [err]
-    inst = err.instance
-    if isinstance(inst, dict) and isinstance(inst.get("role"), str):
-        branches: dict[Any, list[Any]] = {}
-        for e in err.context:
-            branches.setdefault(e.relative_schema_path[0], []).append(e)
-        for errs in branches.values():
-            if not any(list(e.relative_path) == ["role"] for e in errs):
-                return [leaf for e in errs for leaf in _leaves(e)]
-        return [err]  # no branch has this role: report the role below
-    return [err]
-
-
-def _schema_message(err: Any) -> str:
-    """A fix-oriented message built from the schema, never quoting the instance (it may hold secrets)."""
-    v, val = err.validator, err.validator_value
-    if v == "type":
-        msg = f"expected {val if isinstance(val, str) else ' or '.join(val)}, got {_json_type(err.instance)}"
-    elif v == "required":
-        msg = err.message  # "'x' is a required property": names come from the schema
-    elif v == "enum":
-        msg = f"must be one of {', '.join(map(repr, val))}"
-    elif v == "const":
-        msg = f"must be {val!r}"
-    elif v in ("minItems", "maxItems"):
-        msg = f"needs {'at least' if v == 'minItems' else 'at most'} {val} item(s)"
-    elif v in ("oneOf", "anyOf"):
-        types = _branch_types(err)
-        if isinstance(err.instance, dict) and "role" in err.instance:
-            msg = "the role is not one of system, user, assistant, tool"
-        elif types:
-            msg = f"expected {' or '.join(types)}, got {_json_type(err.instance)}"
-        else:
-            msg = "does not match any allowed shape"
-    else:
-        msg = f"fails the schema rule {v!r}"
-    return f"{msg}; fix the line to match OpenAI's fine-tuning line schema"
-
-
-def schema_errors(line: Any, kind: str) -> list[tuple[str, str]]:
-    """(path, message) for each violation of the official OpenAI line schema for this example kind."""
-    root = "FineTuneChatRequestInput" if kind == "sft" else "FineTunePreferenceRequestInput"
-    out = {(_json_path(leaf.absolute_path), _schema_message(leaf))
-           for err in _validator(root).iter_errors(line) for leaf in _leaves(err)}
-    return sorted(out)
 
 
 # -- Claude on Bedrock -------------------------------------------------------------------------------
