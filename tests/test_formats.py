@@ -357,6 +357,9 @@ def test_extension_keys_decode_but_never_encode():
      "top-level"),
     ("bedrock-claude", {"system": "s", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
      "messages[0].content", "text"),
+    ("bedrock-claude", {"system": "s", "messages": [], "tools": []}, "tools", "OpenAI format"),
+    ("bedrock-claude", {"system": "s", "messages": [{"role": "assistant", "content": "a", "weight": 0}]},
+     "messages[0].weight", "only role and content"),
     ("vertex-sft", {"contents": [{"role": "user", "parts": [{"text": "a"}, {"inlineData": {
         "mimeType": "image/png", "data": "@@@"}}]}]}, "contents[0].parts[1].inlineData.data", "base64"),
     ("vertex-sft", {"contents": [{"role": "assistant", "parts": []}]}, "contents[0].role", "model"),

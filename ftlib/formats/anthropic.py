@@ -14,6 +14,7 @@ from ftlib.formats.common import extensions, fail, need_dict, need_list, require
 from ftlib.records import Example, Message
 
 NAME = "bedrock-claude"
+_LINE_KEYS = frozenset(("system", "messages", "metadata", "group"))
 _TEXT_FIX = "Bedrock Claude fine-tuning takes plain text content; write the content as a string"
 
 
@@ -23,6 +24,11 @@ def _decode_message(m: Any, path: str) -> Message:
     if role not in ("user", "assistant"):
         hint = "put the system prompt in the top-level 'system' field" if role == "system" else "use user or assistant"
         fail(f"unknown role {role!r}; {hint}", f"{path}.role")
+    if len(m) > 2:
+        extra = sorted(set(m) - {"role", "content"})
+        if extra:
+            fail(f"unexpected key(s) {', '.join(extra)}; Bedrock Claude messages hold only role and content "
+                 "(use the OpenAI format for weights, names or tools)", f"{path}.{extra[0]}")
     content = m.get("content")
     if not isinstance(content, str):
         fail(f"expected a string, got {type_name(content)}; {_TEXT_FIX}", f"{path}.content")
@@ -40,6 +46,10 @@ class BedrockClaude:
         obj = need_dict(obj, None, "write one JSON object per line")
         msgs = need_list(obj.get("messages"), "messages", 'write "messages" as a list of {"role", "content"} objects')
         messages = [_decode_message(m, f"messages[{i}]") for i, m in enumerate(msgs)]
+        extra = sorted(set(obj) - _LINE_KEYS)
+        if extra:
+            fail(f"unexpected key(s) {', '.join(extra)}; a Bedrock Claude line holds only system and messages "
+                 "(use the OpenAI format for tools)", extra[0])
         system = obj.get("system")
         if system is not None:
             if not isinstance(system, str):
