@@ -140,6 +140,7 @@ def _record_base(spec: JobSpec) -> dict[str, Any]:
         "dataset_sha256": spec.train_sha256, "validation_sha256": spec.validation_sha256,
         "train_file": spec.train_file.name,
         "validation_file": spec.validation_file.name if spec.validation_file else None,
+        "model_id": None, "error": None,
     }
 
 

@@ -122,7 +122,8 @@ class OpenAIProvider:
 
         up = self.client.uploads.create(bytes=size, filename=name, mime_type="text/jsonl", purpose="fine-tune")
         part_ids = []
-        with Progress(console=stderr_console(), transient=True) as bar, open(path, "rb") as fh:
+        con = stderr_console()
+        with Progress(console=con, transient=True, disable=not con.is_terminal) as bar, open(path, "rb") as fh:
             task = bar.add_task(f"uploading {path.name}", total=size)
             while data := fh.read(self.part_size):
                 part_ids.append(self.client.uploads.parts.create(upload_id=up.id, data=data).id)
