@@ -22,7 +22,7 @@ from ftlib import formats, readers, store, tokens, validate
 from ftlib import split as splitting
 from ftlib.formats.base import Format, FormatError
 from ftlib.issues import Issue
-from ftlib.records import Example, from_row, to_row
+from ftlib.records import Example, to_row
 
 DEFAULT_RATIOS: dict[str, float] = {"train": 0.9, "validation": 0.1}
 LIGHT_COLUMNS: list[str] = [n for n in store.SCHEMA.names if n != "blobs"]  # everything but attachment bytes
@@ -148,8 +148,7 @@ class Dataset:
     def iter_examples(self, with_blobs: bool = True) -> Iterator[Example]:
         """Examples batch by batch; with_blobs=False leaves attachment bytes unread (attachments keep sha256/URI)."""
         for batch in self.batches(None if with_blobs else LIGHT_COLUMNS):
-            for row in batch.to_pylist():
-                yield from_row(row)
+            yield from store.examples_from_batch(batch)
 
     def __iter__(self) -> Iterator[Example]:
         return self.iter_examples()

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ftlib.records import arrow_schema
+from ftlib.records import Attachment, Example, Message, ToolCall, arrow_schema
 
 SCHEMA: pa.Schema = arrow_schema()
 BATCH_ROWS = 8192  # rows per in-memory record batch and per parquet read
@@ -216,3 +217,88 @@ def shuffle_external(
 def temp_dir(prefix: str) -> tempfile.TemporaryDirectory:
     """A directory removed when the last Dataset referring to it is garbage collected."""
     return tempfile.TemporaryDirectory(prefix=prefix)
+
+
+# -- batch -> Examples, column by column ------------------------------------------------------------
+# RecordBatch.to_pylist() builds a dict for every message and attachment and is the slowest step of
+# iterating; reading each leaf column once and assembling the dataclasses directly is several times faster.
+# The result equals records.from_row on every row (tests check this).
+
+def _lists(arr: pa.Array) -> tuple[list[int], pa.Array]:
+    """Offsets (absolute into .values, valid for sliced arrays) and the child values of a list array."""
+    return arr.offsets.to_pylist(), arr.values
+
+
+def _messages(sa: pa.StructArray, row_of: list[int], blobs: list[dict[str, bytes]] | None) -> list[Message | None]:
+    """Messages from a struct array of the message type; row_of maps each message to its example row."""
+    cols = {name: sa.field(name) for name in ("role", "content", "tool_call_id", "name", "weight", "thinking")}
+    role, content, call_id, name, weight, thinking = (cols[k].to_pylist() for k in cols)
+    valid = sa.is_valid().to_pylist() if sa.null_count else None
+    n = len(sa)
+    atts: list[tuple[Attachment, ...]] = [()] * n
+    a_off, a_vals = _lists(sa.field("attachments"))
+    if a_off and a_off[-1] > a_off[0]:
+        mime, sha, uri, detail = (a_vals.field(k).to_pylist() for k in ("mime_type", "sha256", "uri", "detail"))
+        for i in range(n):
+            lo, hi = a_off[i], a_off[i + 1]
+            if hi > lo:
+                found = blobs[row_of[i]] if blobs is not None else {}
+                atts[i] = tuple(
+                    Attachment(mime[j], sha[j], found.get(sha[j]), uri[j], detail[j]) for j in range(lo, hi)
+                )
+    calls: list[tuple[ToolCall, ...]] = [()] * n
+    t_off, t_vals = _lists(sa.field("tool_calls"))
+    if t_off and t_off[-1] > t_off[0]:
+        tid, tname, targs = (t_vals.field(k).to_pylist() for k in ("id", "name", "arguments"))
+        for i in range(n):
+            lo, hi = t_off[i], t_off[i + 1]
+            if hi > lo:
+                calls[i] = tuple(ToolCall(tid[j], tname[j], targs[j]) for j in range(lo, hi))
+    return [
+        None if valid is not None and not valid[i] else Message(
+            role[i], content[i] or "", atts[i], calls[i], call_id[i], name[i], weight[i], thinking[i],
+        )
+        for i in range(n)
+    ]
+
+
+def examples_from_batch(batch: pa.RecordBatch) -> list[Example]:
+    """All examples of a batch (with or without the `blobs` column), equal to records.from_row per row."""
+    n = batch.num_rows
+    if not n:
+        return []
+    names = batch.schema.names
+    blobs: list[dict[str, bytes]] | None = None
+    if "blobs" in names:
+        b_off, b_vals = _lists(batch.column("blobs"))
+        if b_off[-1] > b_off[0]:
+            bsha, bdata = b_vals.field("sha256").to_pylist(), b_vals.field("data").to_pylist()
+            blobs = [{bsha[j]: bdata[j] for j in range(b_off[r], b_off[r + 1])} for r in range(n)]
+    m_off, m_vals = _lists(batch.column("messages"))
+    row_of = [r for r in range(n) for _ in range(m_off[r + 1] - m_off[r])]
+    msgs = _messages(m_vals.slice(m_off[0], m_off[-1] - m_off[0]), row_of, blobs)
+    base = m_off[0]
+    rows = list(range(n))
+    chosen: list[Message | None] = [None] * n
+    rejected: list[Message | None] = [None] * n
+    if batch.column("chosen").null_count < n:
+        chosen = _messages(batch.column("chosen"), rows, blobs)
+    if batch.column("rejected").null_count < n:
+        rejected = _messages(batch.column("rejected"), rows, blobs)
+    tools, ptc, meta, group, source = (
+        batch.column(k).to_pylist() for k in ("tools", "parallel_tool_calls", "metadata", "group", "source")
+    )
+    loads = orjson.loads
+    return [
+        Example(
+            messages=tuple(msgs[m_off[r] - base:m_off[r + 1] - base]),
+            tools=tuple(loads(tools[r])) if tools[r] else (),
+            parallel_tool_calls=ptc[r],
+            chosen=chosen[r],
+            rejected=rejected[r],
+            metadata=loads(meta[r]) if meta[r] else {},
+            group=group[r],
+            source=source[r],
+        )
+        for r in range(n)
+    ]

@@ -382,3 +382,14 @@ def test_from_jsonl_reads_what_export_wrote(tmp_path):
     Dataset(exs).export_jsonl(tmp_path / "t.jsonl", "openai")
     back = Dataset.from_jsonl(tmp_path / "t.jsonl")
     assert back.ids().to_pylist() == [e.id for e in exs]
+
+
+def test_fast_batch_decoder_equals_from_row_on_every_slice():
+    from ftlib.records import from_row
+
+    ds = Dataset(varied_examples() * 2, batch_rows=7)
+    for batch in [*ds.batches(), *ds.batches(["id", *[n for n in store.SCHEMA.names if n not in ("id", "blobs")]])]:
+        for i in range(batch.num_rows):
+            for j in range(i, batch.num_rows + 1):
+                part = batch.slice(i, j - i)
+                assert store.examples_from_batch(part) == [from_row(r) for r in part.to_pylist()]
