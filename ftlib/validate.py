@@ -101,7 +101,23 @@ def check_basic(ex: Example) -> list[Issue]:
     """Provider-neutral sanity used by ingest to reject broken lines before they reach the dataset."""
     s = _Sink(ex)
     _basic(ex, s)
+    _exportable_everywhere(ex, s)
     return s.issues
+
+
+def _exportable_everywhere(ex: Example, s: _Sink) -> None:
+    """Ingest-only structure rules: the canonical dataset must export to every provider, so lines that some
+    provider rejects outright (OpenAI would accept an assistant-first chat; Bedrock and Vertex do not) are
+    rejected at the door, where the user sees file:line, rather than failing one provider's validation later."""
+    turns = [m for m in ex.messages if m.role != "system"]
+    if turns and turns[0].role != "user":
+        s.error("first_message_not_user", f"messages[{ex.messages.index(turns[0])}].role",
+                "the conversation must start with a user message (after an optional system message); "
+                "drop the leading assistant turn or put the user's message first")
+    for i, m in enumerate(ex.messages):
+        if m.role == "tool" and not m.tool_call_id:
+            s.error("tool_message_missing_tool_call_id", f"messages[{i}].tool_call_id",
+                    "a tool message needs tool_call_id naming the assistant tool call it answers; add it")
 
 
 def _basic(ex: Example, s: _Sink) -> None:
