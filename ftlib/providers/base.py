@@ -95,7 +95,11 @@ class JobSpec:
 
 
 class Provider(Protocol):
-    """One fine-tuning backend. Each method is one provider call; none of them loops or waits."""
+    """One fine-tuning backend. Each method is one provider call; none of them loops or waits.
+
+    Optional hook (looked up with getattr, so adapters without it still conform):
+    `check_spec(spec: JobSpec) -> None` raises ValueError for provider limits (suffix length, ...) before any upload.
+    """
 
     name: str
     params: dict[Method, tuple[Param, ...]]  # declared hyperparameters per method

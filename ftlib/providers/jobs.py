@@ -210,7 +210,8 @@ def wait(
         raise
     if status.state is not JobState.SUCCEEDED:
         raise ProviderError(f"{provider.name} job {job_id} {status.state.value}: "
-                            f"{status.error or 'no error message from the provider'}")
+                            f"{status.error or 'no error message from the provider'} (to train again on the same "
+                            f"data, fix the cause and raise finetune.{provider.name}.attempt)")
     return status
 
 
