@@ -141,6 +141,10 @@ def test_submit_and_wait_end_to_end(emu: OpenAIEmulator, env: dict, export: Path
     entry = index[result["files"]["train"]["sha256"]]["openai"]
     assert (entry["job_id"], entry["status"], entry["model_id"]) == (job["id"], "succeeded", result["job"]["model_id"])
     assert SECRET not in _tree_text(models)
+    seen = len(emu.requests)
+    plan = plan_or_submit(export, "openai", _settings(seed=7), submit=False, wait=False, models_dir=models)
+    assert plan["existing_job"]["model_id"] == result["job"]["model_id"]
+    assert len(emu.requests) == seen
 
 
 def test_rerun_and_second_machine_find_the_existing_job(emu: OpenAIEmulator, env: dict, export: Path,
