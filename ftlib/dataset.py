@@ -10,7 +10,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from ftlib import formats, readers, store, tokens, validate
 from ftlib import split as splitting
 from ftlib.formats.base import Format, FormatError
 from ftlib.issues import Issue
-from ftlib.records import Example, to_row
+from ftlib.records import Example
 
 DEFAULT_RATIOS: dict[str, float] = {"train": 0.9, "validation": 0.1}
 LIGHT_COLUMNS: list[str] = [n for n in store.SCHEMA.names if n != "blobs"]  # everything but attachment bytes
@@ -66,7 +66,7 @@ class Dataset:
         self.batch_rows = batch_rows
         self.rejects: list[Issue] = []  # lines from_jsonl(strict=False) could not read
         self._parts: list[store.Part] = []
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[Example] = []  # at most batch_rows, then packed into a record batch
         self._keep: list[object] = []  # temp directories holding files our parts read from
         self.extend(examples)
 
@@ -80,7 +80,8 @@ class Dataset:
     def add(self, ex: Example) -> None:
         if not isinstance(ex, Example):
             raise TypeError(f"Dataset.add takes an Example, got {type(ex).__name__}; build one with Example.from_pair")
-        self._pending.append(to_row(ex))
+        # a snapshot, so later changes to the caller's object (group, metadata) do not leak into stored data
+        self._pending.append(replace(ex, metadata=dict(ex.metadata)) if ex.metadata else replace(ex))
         if len(self._pending) >= self.batch_rows:
             self._flush()
 
@@ -90,7 +91,7 @@ class Dataset:
 
     def _flush(self) -> None:
         if self._pending:
-            self._parts.append(pa.RecordBatch.from_pylist(self._pending, schema=store.SCHEMA))
+            self._parts.append(store.batch_from_examples(self._pending))
             self._pending = []
 
     @classmethod

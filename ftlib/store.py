@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ftlib.records import Attachment, Example, Message, ToolCall, arrow_schema
+from ftlib.records import Attachment, Example, Message, ToolCall, arrow_schema, canonical_json
 
 SCHEMA: pa.Schema = arrow_schema()
 BATCH_ROWS = 8192  # rows per in-memory record batch and per parquet read
@@ -302,3 +302,82 @@ def examples_from_batch(batch: pa.RecordBatch) -> list[Example]:
         )
         for r in range(n)
     ]
+
+
+# -- Examples -> batch, column by column (the inverse of examples_from_batch) ----------------------------
+_MSG_TYPE: pa.StructType = SCHEMA.field("messages").type.value_type
+_ATT_TYPE: pa.DataType = _MSG_TYPE.field("attachments").type
+_CALL_TYPE: pa.DataType = _MSG_TYPE.field("tool_calls").type
+
+
+def _list_of_structs(groups: list[tuple], typ: pa.ListType, fields: tuple[str, ...]) -> pa.Array:
+    offsets = [0]
+    items: list = []
+    for g in groups:
+        items.extend(g)
+        offsets.append(len(items))
+    struct_type = typ.value_type
+    values = pa.StructArray.from_arrays(
+        [pa.array([getattr(x, f) for x in items], struct_type.field(f).type) for f in fields],
+        fields=list(struct_type),
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=typ)
+
+
+def _message_array(msgs: list[Message | None]) -> pa.StructArray:
+    present = [m if m is not None else _EMPTY_MSG for m in msgs]
+    arrays = [
+        pa.array([m.role for m in present], pa.string()),
+        pa.array([m.content for m in present], pa.string()),
+        _list_of_structs([m.attachments for m in present], _ATT_TYPE, ("mime_type", "sha256", "uri", "detail")),
+        _list_of_structs([m.tool_calls for m in present], _CALL_TYPE, ("id", "name", "arguments")),
+        pa.array([m.tool_call_id for m in present], pa.string()),
+        pa.array([m.name for m in present], pa.string()),
+        pa.array([m.weight for m in present], pa.int8()),
+        pa.array([m.thinking for m in present], pa.string()),
+    ]
+    mask = pa.array([m is None for m in msgs], pa.bool_()) if any(m is None for m in msgs) else None
+    return pa.StructArray.from_arrays(arrays, fields=list(_MSG_TYPE), mask=mask)
+
+
+_EMPTY_MSG = Message("")
+
+
+def batch_from_examples(examples: Sequence[Example], ids: Sequence[str] | None = None) -> pa.RecordBatch:
+    """The record batch of records.to_row for each example, built column by column (no per-row dicts)."""
+    exs = list(examples)
+    offsets = [0]
+    flat: list[Message] = []
+    blobs: list[list[tuple[str, bytes]]] = []
+    for ex in exs:
+        flat.extend(ex.messages)
+        offsets.append(len(flat))
+        found = {a.sha256: a.data for a in ex.attachments() if a.data is not None}
+        blobs.append(sorted(found.items()))
+    messages = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()), _message_array(flat), type=SCHEMA.field("messages").type)
+    blob_type = SCHEMA.field("blobs").type
+    b_offsets = [0]
+    b_items: list[tuple[str, bytes]] = []
+    for b in blobs:
+        b_items.extend(b)
+        b_offsets.append(len(b_items))
+    blob_values = pa.StructArray.from_arrays(
+        [pa.array([k for k, _ in b_items], pa.string()), pa.array([v for _, v in b_items], pa.binary())],
+        fields=list(blob_type.value_type),
+    )
+    dumps = canonical_json
+    columns = [
+        pa.array(list(ids) if ids is not None else [ex.id for ex in exs], pa.string()),
+        pa.array([ex.kind for ex in exs], pa.string()),
+        messages,
+        pa.array([dumps(list(ex.tools)).decode() if ex.tools else None for ex in exs], pa.string()),
+        pa.array([ex.parallel_tool_calls for ex in exs], pa.bool_()),
+        _message_array([ex.chosen for ex in exs]),
+        _message_array([ex.rejected for ex in exs]),
+        pa.array([dumps(ex.metadata).decode() if ex.metadata else None for ex in exs], pa.string()),
+        pa.array([ex.group for ex in exs], pa.string()),
+        pa.array([ex.source for ex in exs], pa.string()),
+        pa.ListArray.from_arrays(pa.array(b_offsets, pa.int32()), blob_values, type=blob_type),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)

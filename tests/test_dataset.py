@@ -14,7 +14,7 @@ import pytest
 from ftlib import formats, split, store, tokens
 from ftlib.dataset import Dataset, DatasetError
 from ftlib.issues import Issue
-from ftlib.records import Attachment, Example, Message, ToolCall
+from ftlib.records import Attachment, Example, Message, ToolCall, from_row, to_row
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
@@ -385,11 +385,26 @@ def test_from_jsonl_reads_what_export_wrote(tmp_path):
 
 
 def test_fast_batch_decoder_equals_from_row_on_every_slice():
-    from ftlib.records import from_row
-
     ds = Dataset(varied_examples() * 2, batch_rows=7)
     for batch in [*ds.batches(), *ds.batches(["id", *[n for n in store.SCHEMA.names if n not in ("id", "blobs")]])]:
         for i in range(batch.num_rows):
             for j in range(i, batch.num_rows + 1):
                 part = batch.slice(i, j - i)
                 assert store.examples_from_batch(part) == [from_row(r) for r in part.to_pylist()]
+
+
+def test_fast_batch_encoder_equals_to_row():
+    exs = varied_examples() * 2
+    expected = pa.RecordBatch.from_pylist([to_row(e) for e in exs], schema=store.SCHEMA)
+    assert store.batch_from_examples(exs).equals(expected)
+    assert store.batch_from_examples([]).num_rows == 0
+
+
+def test_add_takes_a_snapshot():
+    ex = Example.from_pair("q", "a", metadata={"n": 1})
+    ds = Dataset()
+    ds.add(ex)
+    ex.metadata["n"] = 2
+    ex.group = "changed"
+    back = next(iter(ds))
+    assert back.metadata == {"n": 1} and back.group is None
