@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ftlib import formats, split, store, tokens
+from ftlib import formats, pipeline, split, store, tokens
 from ftlib.dataset import Dataset, DatasetError
 from ftlib.issues import Issue
 from ftlib.records import Attachment, Example, Message, ToolCall, from_row, to_row
@@ -408,3 +408,25 @@ def test_add_takes_a_snapshot():
     ex.group = "changed"
     back = next(iter(ds))
     assert back.metadata == {"n": 1} and back.group is None
+
+
+@pytest.mark.parametrize("group_by", [None, "group", "doc"])
+def test_split_agrees_with_the_pipeline_stage(tmp_path, group_by):
+    """The library call and the `ftlib split` stage must put every example in the same split."""
+    exs = [
+        Example.from_pair(f"q{i}", f"a{i}", group=f"u{i % 30}" if i % 3 else None, metadata={"doc": i % 17})
+        for i in range(600)
+    ]
+    Dataset(exs).to_parquet(tmp_path / "ds.parquet")
+    ratios = {"train": 0.8, "validation": 0.2}
+    stage = pipeline.split(tmp_path / "ds.parquet", tmp_path / "out", seed=5, ratios=ratios, group_by=group_by)
+    mine = Dataset.from_parquet(tmp_path / "ds.parquet").split(ratios, seed=5, group_by=group_by).manifest
+    assert stage["ids"] == mine["ids"] and stage["counts"] == mine["counts"]
+
+
+@needs
+def test_from_jsonl_reads_a_directory(tmp_path):
+    write_lines(tmp_path / "b.jsonl", [GOOD % 2])
+    write_lines(tmp_path / "a.jsonl", [GOOD % 1])
+    ds = Dataset.from_jsonl(tmp_path)
+    assert [e.messages[0].content for e in ds] == ["hi 1", "hi 2"]  # sorted file order
