@@ -78,6 +78,18 @@ def load_settings(params: Path, provider: str) -> dict[str, Any]:
     return dict(section)
 
 
+def load_launch(params: Path) -> dict[str, Any]:
+    """The `launch:` section of params.yaml (submit, wait): how dvc.yaml runs the finetune stages."""
+    if not params.is_file():
+        return {}
+    import yaml
+
+    launch = (yaml.safe_load(params.read_text()) or {}).get("launch") or {}
+    if not isinstance(launch, dict) or not all(isinstance(launch.get(k, False), bool) for k in ("submit", "wait")):
+        raise ValueError(f"{params}: launch.submit and launch.wait must be true or false")
+    return launch
+
+
 def _options(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k not in JOB_KEYS + WAIT_KEYS}
 
@@ -99,8 +111,12 @@ def finetune(
     base_model: Annotated[str | None, typer.Option(help="overrides finetune.<provider>.base_model")] = None,
     method: Annotated[str | None, typer.Option(help="supervised | dpo")] = None,
     params: ParamsOpt = Path("params.yaml"),
-    submit: Annotated[bool, typer.Option("--submit", help="create the job (spends money); default is a plan")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="poll until done (Ctrl-C leaves the job running)")] = False,
+    submit: Annotated[bool | None, typer.Option(
+        "--submit/--plan", help="--submit creates the job (spends money); default: launch.submit in params, else plan")
+    ] = None,
+    wait: Annotated[bool | None, typer.Option(
+        "--wait/--no-wait", help="poll until done (Ctrl-C leaves the job running); default: launch.wait in params")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write the plan/result JSON here")] = None,
     models_dir: ModelsOpt = Path("models"),
     poll_interval: Annotated[float | None, typer.Option(help="first polling interval, seconds")] = None,
@@ -109,6 +125,9 @@ def finetune(
     """Plan a fine-tuning job, or submit it exactly once with --submit (and --wait for the model id)."""
     with _exit_codes():
         settings = load_settings(params, provider)
+        launch = load_launch(params)
+        submit = launch.get("submit", False) if submit is None else submit
+        wait = launch.get("wait", False) if wait is None else wait
         if base_model:
             settings["base_model"] = base_model
         if method:

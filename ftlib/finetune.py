@@ -115,7 +115,18 @@ def plan_or_submit(
     adapter = get_provider(provider, {k: v for k, v in settings.items() if k not in JOB_KEYS + WAIT_KEYS})
     spec, files = build_spec(Path(export_dir), adapter, settings)
     registry = Registry(models_dir)
-    existing = registry.get(provider, spec.key)
+    con = console or stderr_console()
+    if submit:
+        adapter.check_config()
+        job_id = submit_once(adapter, spec, registry, console=con)
+        if wait:
+            poll = poll or Poll(start=float(settings.get("poll_interval_s", 5.0)))
+            if deadline_s is None and settings.get("wait_deadline_s") is not None:
+                deadline_s = float(settings["wait_deadline_s"])
+            jobs.wait(adapter, job_id, deadline_s, poll, registry=registry, console=con)
+    # The same fields whichever entry point (dvc repro, Prefect, a re-run) got here: the file is a DVC output and
+    # must be byte-identical across them, so it describes the job for this key, not what this run did.
+    job = _job_view(registry.get(provider, spec.key))
     result: dict[str, Any] = {
         "provider": provider,
         "base_model": spec.base_model,
@@ -125,23 +136,12 @@ def plan_or_submit(
         "attempt": spec.attempt,
         "job_key": spec.key,
         "files": files,
-        "existing_job": _job_view(existing),
-        "submitted": False,
+        "estimate": _estimate(spec, settings),
+        "submitted": bool(job and job.get("job_id")),
+        "job": job,
     }
-    con = console or stderr_console()
     if not submit:
-        result["estimate"] = _estimate(spec, settings)
         _print_plan(con, result)
-    else:
-        adapter.check_config()
-        job_id = submit_once(adapter, spec, registry, console=con)
-        result["submitted"] = True
-        if wait:
-            poll = poll or Poll(start=float(settings.get("poll_interval_s", 5.0)))
-            if deadline_s is None and settings.get("wait_deadline_s") is not None:
-                deadline_s = float(settings["wait_deadline_s"])
-            jobs.wait(adapter, job_id, deadline_s, poll, registry=registry, console=con)
-        result["job"] = _job_view(registry.get(provider, spec.key))
     if out is not None:
         write_json_atomic(Path(out), result)
     return result
@@ -165,5 +165,5 @@ def _print_plan(con: Console, plan: dict[str, Any]) -> None:
     else:
         p(f"  estimate: {est.get('billed_tokens')} billed tokens over {est.get('n_epochs')} epochs, "
           f"about ${est.get('estimated_cost_usd')} ({est.get('price_source')})")
-    job = plan.get("existing_job")
+    job = plan.get("job")
     p(f"  existing job: {job['job_id']} ({job['status']})" if job else "  no job yet: add --submit to start one")
