@@ -19,8 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from rich.console import Console
 
-from flows import artifacts, settings
-from flows.dvc import DvcError, run_dvc
+from flows import cards
+from flows import params as cfg
+from flows.dvc_cli import DvcError, run_dvc
 from ftlib.finetune import plan_or_submit
 
 RETRY_DELAY_S = 10
@@ -87,7 +88,7 @@ def dvc_repro(project_dir: str, targets: list[str] | None = None, force: bool = 
 
 @task(name="dataset-card", cache_policy=NO_CACHE)
 def publish_dataset_card(project_dir: str) -> str:
-    card = artifacts.dataset_card(Path(project_dir), _run_note())
+    card = cards.dataset_card(Path(project_dir), _run_note())
     create_markdown_artifact(card, key="dataset-card", description="Splits, file hashes, validation, cost estimate")
     return card
 
@@ -97,9 +98,9 @@ def publish_dataset_card(project_dir: str) -> str:
 def submit_job(project_dir: str, params_file: str, provider: str, submit: bool) -> dict[str, Any]:
     """Plan, or submit once: a retry, a lost cache or a second worker finds the same job by its key."""
     project = Path(project_dir)
-    params = settings.load_params(project / params_file)
+    params = cfg.load_params(project / params_file)
     return plan_or_submit(project / "build" / "export" / provider, provider,
-                          settings.provider_settings(params, provider), submit=submit, wait=False,
+                          cfg.provider_settings(params, provider), submit=submit, wait=False,
                           models_dir=project / "models", out=None, console=_console())
 
 
@@ -108,9 +109,9 @@ def submit_job(project_dir: str, params_file: str, provider: str, submit: bool) 
 def wait_job(project_dir: str, params_file: str, provider: str, submitted: dict[str, Any]) -> dict[str, Any]:
     """Poll the job to a terminal state, outside DVC; submit_once finds the ledger entry, so nothing is created."""
     project = Path(project_dir)
-    params = settings.load_params(project / params_file)
+    params = cfg.load_params(project / params_file)
     result = plan_or_submit(project / "build" / "export" / provider, provider,
-                            settings.provider_settings(params, provider), submit=True, wait=True,
+                            cfg.provider_settings(params, provider), submit=True, wait=True,
                             models_dir=project / "models", out=None, console=_console())
     if result["job_key"] != submitted["job_key"]:
         raise RuntimeError(f"{provider}: the export or params changed while waiting (job key {submitted['job_key']} "
@@ -121,10 +122,10 @@ def wait_job(project_dir: str, params_file: str, provider: str, submitted: dict[
 @task(name="publish-jobs", cache_policy=NO_CACHE)
 def publish_jobs(project_dir: str, jobs: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     project = Path(project_dir)
-    rows = artifacts.jobs_rows(project)
+    rows = cards.jobs_rows(project)
     create_table_artifact(rows, key="finetune-jobs",
                           description=f"Jobs and models by dataset sha256 (models/registry.json). {_run_note()}")
-    for provider, url in artifacts.console_links(jobs).items():
+    for provider, url in cards.console_links(jobs).items():
         create_link_artifact(url, link_text=f"{provider} fine-tuning console", key=f"{provider}-console")
     return rows
 
@@ -135,10 +136,10 @@ def publish_jobs(project_dir: str, jobs: dict[str, dict[str, Any] | None]) -> li
 def build_dataset(project_dir: str = ".", params_file: str = "params.yaml") -> dict[str, Any]:
     """Ingest, split, export and validate through `dvc repro` (only stale stages run), then a dataset card."""
     project = _project(project_dir)
-    settings.load_params(project / params_file)  # fail early on a broken params file
+    cfg.load_params(project / params_file)  # fail early on a broken params file
     dvc_repro(str(project), ["validate"])
     publish_dataset_card(str(project))
-    manifest = artifacts.read_json(project / "build" / "splits" / "manifest.json") or {}
+    manifest = cards.read_json(project / "build" / "splits" / "manifest.json") or {}
     return {"splits": manifest.get("counts") or {}}
 
 
@@ -152,7 +153,7 @@ def _record_in_dvc(project: Path, providers: list[str], all_configured: bool,
 
 
 def _report_describes(report: Path, job: dict[str, Any]) -> bool:
-    data = artifacts.read_json(report) or {}
+    data = cards.read_json(report) or {}
     recorded = data.get("job") or data.get("existing_job") or {}
     return recorded.get("job_id") == job.get("job_id") and recorded.get("status") == job.get("status")
 
@@ -162,9 +163,9 @@ def finetune_models(providers: list[str] | None = None, submit: bool | None = No
                     params_file: str = "params.yaml", project_dir: str = ".") -> dict[str, Any]:
     """Submit (or plan) per provider concurrently, wait outside DVC, then let `dvc repro` record the results."""
     project = _project(project_dir)
-    params = settings.load_params(project / params_file)
-    chosen = settings.resolve_providers(params, providers)
-    do_submit = settings.default_submit(params) if submit is None else submit
+    params = cfg.load_params(project / params_file)
+    chosen = cfg.resolve_providers(params, providers)
+    do_submit = cfg.default_submit(params) if submit is None else submit
     logger = get_run_logger()
     logger.info("providers: %s; submit: %s", ", ".join(chosen) or "none", do_submit)
     submitted = {p: submit_job.submit(str(project), params_file, p, do_submit) for p in chosen}
@@ -182,7 +183,7 @@ def finetune_models(providers: list[str] | None = None, submit: bool | None = No
     jobs = {p: r.get("job") or r.get("existing_job") for p, r in results.items()}
     done = [p for p in chosen if p in results]
     if done:
-        _record_in_dvc(project, done, all_configured=not failures and done == settings.configured_providers(params),
+        _record_in_dvc(project, done, all_configured=not failures and done == cfg.configured_providers(params),
                        jobs={p: jobs[p] for p in done if do_submit})
     publish_jobs(str(project), jobs)
     if failures:
