@@ -75,7 +75,12 @@ def load_settings(params: Path, provider: str) -> dict[str, Any]:
     section = (data.get("finetune") or {}).get(provider) or {}
     if not isinstance(section, dict):
         raise ValueError(f"{params}: finetune.{provider} must be a mapping of settings")
-    return dict(section)
+    settings = dict(section)
+    # One base model per provider: the one the validate stage checked (providers.<p>.base_model) unless overridden.
+    validated = ((data.get("providers") or {}).get(provider) or {}).get("base_model")
+    if validated and "base_model" not in settings:
+        settings["base_model"] = validated
+    return settings
 
 
 def load_launch(params: Path) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def test_plan_needs_no_credentials_and_spends_nothing(emu: OpenAIEmulator, expor
     assert emu.requests == []
     assert not (tmp_path / "m").exists()
     assert out1.read_bytes() == out2.read_bytes()
-    assert plan["submitted"] is False and plan["existing_job"] is None
+    assert plan["submitted"] is False and plan["job"] is None
     assert plan["files"]["train"]["examples"] == 12 and plan["files"]["validation"]["examples"] == 3
     assert len(plan["job_key"]) == 32
     assert "estimate" in plan
@@ -143,7 +143,7 @@ def test_submit_and_wait_end_to_end(emu: OpenAIEmulator, env: dict, export: Path
     assert SECRET not in _tree_text(models)
     seen = len(emu.requests)
     plan = plan_or_submit(export, "openai", _settings(seed=7), submit=False, wait=False, models_dir=models)
-    assert plan["existing_job"]["model_id"] == result["job"]["model_id"]
+    assert plan["submitted"] is True and plan["job"]["model_id"] == result["job"]["model_id"]
     assert len(emu.requests) == seen
 
 
