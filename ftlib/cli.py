@@ -86,8 +86,7 @@ def split_cmd(
         parsed = parse_ratios(ratios)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--ratios") from None
-    with progress_bar("split") as advance:
-        manifest = pipeline.split(dataset, out_dir, seed, parsed, group_by, progress=advance)
+    manifest = pipeline.split(dataset, out_dir, seed, parsed, group_by)
     achieved = ", ".join(f"{k}={v} ({manifest['achieved'][k]:.1%})" for k, v in manifest["counts"].items())
     out.print(f"split (seed {seed}): {achieved} -> {out_dir}")
 

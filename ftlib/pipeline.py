@@ -16,24 +16,20 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ftlib import formats, readers, tokens, validate
+from ftlib import formats, readers, store, tokens, validate
 from ftlib import split as splitting
+from ftlib.dataset import Dataset
 from ftlib.formats.base import FormatError
 from ftlib.issues import Issue
-from ftlib.records import Example, arrow_schema, canonical_json, from_row, to_row
+from ftlib.records import Example
 
-BATCH_ROWS = 4096
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": True, "write_statistics": False}
 Progress = Callable[[int], None]  # called with a count of items just processed
 
 
 class StageError(RuntimeError):
     """A stage that must fail (strict ingest with rejects, validation errors); the report is already written."""
 
-
-# -- small I/O helpers --------------------------------------------------------------------------
 
 def write_json(path: Path, obj: Any) -> None:
     """Deterministic, human-diffable JSON (sorted keys, 2-space indent), written atomically."""
@@ -43,47 +39,9 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _rows_to_batch(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist(rows, schema=schema)
-
-
-class _BatchWriter:
-    """Buffers rows and writes them as parquet record batches of BATCH_ROWS."""
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.schema = schema
-        self.rows: list[dict[str, Any]] = []
-        self.writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
-        self.count = 0
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= BATCH_ROWS:
-            self.flush()
-
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        self.flush()
-        if batch.num_rows:
-            self.writer.write_batch(batch, row_group_size=BATCH_ROWS * 4)
-            self.count += batch.num_rows
-
-    def flush(self) -> None:
-        if self.rows:
-            self.writer.write_batch(_rows_to_batch(self.rows, self.schema), row_group_size=BATCH_ROWS * 4)
-            self.count += len(self.rows)
-            self.rows = []
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-
-
-def iter_examples(path: Path, columns: list[str] | None = None) -> Iterator[Example]:
+def iter_examples(path: Path) -> Iterator[Example]:
     """Stream Examples out of a dataset parquet file, one record batch at a time."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
-        for row in batch.to_pylist():
-            yield from_row(row)
+    return iter(Dataset.from_parquet(path))
 
 
 # -- ingest -------------------------------------------------------------------------------------
@@ -107,6 +65,42 @@ class IngestResult:
         }
 
 
+def _unique_batches(
+    paths: list[str | Path], result: IngestResult, progress: Progress | None,
+) -> Iterator[pa.RecordBatch]:
+    """Good, first-seen examples as record batches; rejects and duplicate counts go into `result`."""
+    seen: set[bytes] = set()  # 16-byte id prefixes: ~70 bytes per example, so 1M examples cost ~70 MB
+    examples: list[Example] = []
+    ids: list[str] = []
+    for path in readers.iter_input_files(list(paths)):
+        stats = result.per_file.setdefault(path.as_posix(), Counter())
+        for item in readers.read_file(path):
+            result.read += 1
+            errors = [item] if isinstance(item, Issue) else [
+                i for i in validate.check_basic(item) if i.severity == "error"]
+            if errors:
+                result.rejected.extend(errors)
+                stats["rejected"] += 1
+                continue
+            ex_id = item.id
+            digest = bytes.fromhex(ex_id[:32])
+            if digest in seen:
+                result.duplicates += 1
+                stats["duplicates"] += 1
+                continue
+            seen.add(digest)
+            examples.append(item)
+            ids.append(ex_id)
+            stats["kept"] += 1
+            if len(examples) == store.BATCH_ROWS:
+                yield store.batch_from_examples(examples, ids)
+                if progress:
+                    progress(len(examples))
+                examples, ids = [], []
+    if examples:
+        yield store.batch_from_examples(examples, ids)
+
+
 def ingest(
     paths: list[str | Path], out: Path, report: Path | None = None, strict: bool = False,
     progress: Progress | None = None,
@@ -117,37 +111,12 @@ def ingest(
     writes the report and then fails without writing the dataset.
     """
     result = IngestResult()
-    seen: set[bytes] = set()  # 16-byte id prefixes: ~70 bytes per example, so 1M examples cost ~70 MB
-    tmp = out.with_suffix(".tmp.parquet")
-    writer = _BatchWriter(tmp, arrow_schema())
+    tmp = out.with_name(out.name + ".ingest.tmp")
     try:
-        for path in readers.iter_input_files(list(paths)):
-            stats = result.per_file.setdefault(path.as_posix(), Counter())
-            for item in readers.read_file(path):
-                result.read += 1
-                errors = [item] if isinstance(item, Issue) else [
-                    i for i in validate.check_basic(item) if i.severity == "error"]
-                if errors:
-                    result.rejected.extend(errors)
-                    stats["rejected"] += 1
-                    continue
-                ex_id = item.id
-                digest = bytes.fromhex(ex_id[:32])
-                if digest in seen:
-                    result.duplicates += 1
-                    stats["duplicates"] += 1
-                    continue
-                seen.add(digest)
-                writer.add(to_row(item, ex_id))
-                stats["kept"] += 1
-                if progress:
-                    progress(1)
-        writer.close()
+        result.kept = store.write_parquet(tmp, _unique_batches(paths, result, progress))
     except BaseException:
-        writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    result.kept = writer.count
     if report:
         write_json(report, result.to_dict())
     if strict and result.rejected:
@@ -162,52 +131,18 @@ def ingest(
 
 # -- split --------------------------------------------------------------------------------------
 
-def _group_keys(batch: pa.RecordBatch, group_by: str | None) -> list[str]:
-    """Per row: the value that decides its split (a group, a metadata field, or the example id)."""
-    ids = batch.column("id").to_pylist()
-    if not group_by:
-        return ids
-    if group_by == "group":
-        groups = batch.column("group").to_pylist()
-    else:
-        groups = [
-            (orjson.loads(m).get(group_by) if m else None) for m in batch.column("metadata").to_pylist()
-        ]
-    return [f"group:{g}" if g is not None else i for g, i in zip(groups, ids, strict=True)]
-
-
 def split(
     dataset: Path, out_dir: Path, seed: int, ratios: dict[str, float], group_by: str | None = None,
-    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """dataset.parquet -> <split>.parquet per split + manifest.json. Stable: a row's split is f(seed, key)."""
+    parts = Dataset.from_parquet(dataset).split(ratios, seed=seed, group_by=group_by)
     out_dir.mkdir(parents=True, exist_ok=True)
-    schema = arrow_schema()
-    writers = {name: _BatchWriter(out_dir / f"{name}.parquet", schema) for name in ratios}
-    ids: dict[str, list[str]] = {name: [] for name in ratios}
-    for batch in pq.ParquetFile(dataset).iter_batches(batch_size=BATCH_ROWS):
-        names = [splitting.assign(seed, key, ratios) for key in _group_keys(batch, group_by)]
-        arr = pa.array(names)
-        batch_ids = batch.column("id")
-        for name, w in writers.items():
-            mask = pa.compute.equal(arr, name)
-            w.write_batch(batch.filter(mask))
-            ids[name].extend(batch_ids.filter(mask).to_pylist())
-        if progress:
-            progress(batch.num_rows)
-    for w in writers.values():
-        w.close()
-    total = sum(len(v) for v in ids.values()) or 1
-    manifest = {
-        "seed": seed,
-        "ratios": ratios,
-        "group_by": group_by,
-        "counts": {k: len(v) for k, v in ids.items()},
-        "achieved": {k: round(len(v) / total, 4) for k, v in ids.items()},
-        "ids": {k: sorted(v) for k, v in ids.items()},
-    }
-    write_json(out_dir / "manifest.json", manifest)
-    return manifest
+    for old in out_dir.glob("*.parquet"):
+        old.unlink()
+    for name, part in parts.items():
+        part.to_parquet(out_dir / f"{name}.parquet")
+    (out_dir / "manifest.json").write_bytes(splitting.manifest_bytes(parts.manifest))
+    return parts.manifest
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -353,6 +288,6 @@ def file_sha256(path: Path) -> str:
 
 
 __all__ = [
-    "IngestResult", "StageError", "canonical_json", "export", "file_sha256", "ingest", "iter_examples", "split",
+    "IngestResult", "StageError", "export", "file_sha256", "ingest", "iter_examples", "split",
     "validate_export", "write_json",
 ]
