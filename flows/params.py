@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from ftlib.cli_jobs import load_settings
 from ftlib.providers import PROVIDERS
 
 
@@ -28,7 +29,7 @@ def load_params(path: Path) -> dict[str, Any]:
 def finetune_section(params: dict[str, Any]) -> dict[str, Any]:
     section = params.get("finetune") or {}
     if not isinstance(section, dict):
-        raise ValueError("params: `finetune` must be a mapping (submit: bool, then one section per provider)")
+        raise ValueError("params: `finetune` must be a mapping with one section per provider")
     return section
 
 
@@ -38,20 +39,16 @@ def configured_providers(params: dict[str, Any]) -> list[str]:
 
 
 def default_submit(params: dict[str, Any]) -> bool:
-    value = finetune_section(params).get("submit", False)
+    """launch.submit: the same switch the finetune stages in dvc.yaml read."""
+    value = (params.get("launch") or {}).get("submit", False)
     if not isinstance(value, bool):
-        raise ValueError(f"params: finetune.submit must be true or false, got {value!r}")
+        raise ValueError(f"params: launch.submit must be true or false, got {value!r}")
     return value
 
 
-def provider_settings(params: dict[str, Any], provider: str) -> dict[str, Any]:
-    """finetune.<provider> as plan_or_submit expects it (base_model, method, hyperparameters, attempt, options...)."""
-    if provider not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDERS)}")
-    section = finetune_section(params).get(provider) or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"params: finetune.{provider} must be a mapping of settings")
-    return dict(section)
+def provider_settings(params_path: Path, provider: str) -> dict[str, Any]:
+    """finetune.<provider> exactly as the `ftlib finetune` stage reads it (base model from providers.<p>)."""
+    return load_settings(params_path, provider)
 
 
 def resolve_providers(params: dict[str, Any], providers: list[str] | None) -> list[str]:

@@ -98,9 +98,8 @@ def publish_dataset_card(project_dir: str) -> str:
 def submit_job(project_dir: str, params_file: str, provider: str, submit: bool) -> dict[str, Any]:
     """Plan, or submit once: a retry, a lost cache or a second worker finds the same job by its key."""
     project = Path(project_dir)
-    params = cfg.load_params(project / params_file)
     return plan_or_submit(project / "build" / "export" / provider, provider,
-                          cfg.provider_settings(params, provider), submit=submit, wait=False,
+                          cfg.provider_settings(project / params_file, provider), submit=submit, wait=False,
                           models_dir=project / "models", out=None, console=_console())
 
 
@@ -109,9 +108,8 @@ def submit_job(project_dir: str, params_file: str, provider: str, submit: bool) 
 def wait_job(project_dir: str, params_file: str, provider: str, submitted: dict[str, Any]) -> dict[str, Any]:
     """Poll the job to a terminal state, outside DVC; submit_once finds the ledger entry, so nothing is created."""
     project = Path(project_dir)
-    params = cfg.load_params(project / params_file)
     result = plan_or_submit(project / "build" / "export" / provider, provider,
-                            cfg.provider_settings(params, provider), submit=True, wait=True,
+                            cfg.provider_settings(project / params_file, provider), submit=True, wait=True,
                             models_dir=project / "models", out=None, console=_console())
     if result["job_key"] != submitted["job_key"]:
         raise RuntimeError(f"{provider}: the export or params changed while waiting (job key {submitted['job_key']} "
@@ -182,7 +180,10 @@ def finetune_models(providers: list[str] | None = None, submit: bool | None = No
             logger.error("%s: %s", p, e)
     jobs = {p: r.get("job") or r.get("existing_job") for p, r in results.items()}
     done = [p for p in chosen if p in results]
-    if done:
+    if done and not do_submit and cfg.default_submit(params):
+        logger.warning("launch.submit is true in %s, so `dvc repro` would submit jobs; not recording with DVC "
+                       "because this run has submit=False", params_file)
+    elif done:
         _record_in_dvc(project, done, all_configured=not failures and done == cfg.configured_providers(params),
                        jobs={p: jobs[p] for p in done if do_submit})
     publish_jobs(str(project), jobs)
