@@ -34,12 +34,12 @@ REQUIRED_BREAKAGE = {"invalid_json", "unknown_role", "missing_assistant", "empty
 Turns = tuple[str | None, tuple[tuple[str, str], ...]]
 
 
-def read_jsonl(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+def read_jsonl(d: Path, name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (d / name).read_text(encoding="utf-8").splitlines()]
 
 
-def read_pairs() -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO((DATA / "pairs.csv").read_text(encoding="utf-8"), newline="")))
+def read_pairs(d: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((d / "pairs.csv").read_text(encoding="utf-8"), newline="")))
 
 
 def text_of(content: Any) -> str:
@@ -95,14 +95,14 @@ def key(msgs: list[dict[str, Any]]) -> Turns:
     return system, tuple((m["role"], text_of(m["content"])) for m in msgs if m["role"] != "system")
 
 
-def sft_examples() -> dict[str, list[list[dict[str, Any]]]]:
+def sft_examples(d: Path) -> dict[str, list[list[dict[str, Any]]]]:
     return {
-        "openai_chat.jsonl": [as_messages("openai", ln) for ln in read_jsonl("openai_chat.jsonl")],
-        "claude_bedrock.jsonl": [as_messages("claude", ln) for ln in read_jsonl("claude_bedrock.jsonl")],
-        "vertex_gemini.jsonl": [as_messages("vertex", ln) for ln in read_jsonl("vertex_gemini.jsonl")],
+        "openai_chat.jsonl": [as_messages("openai", ln) for ln in read_jsonl(d, "openai_chat.jsonl")],
+        "claude_bedrock.jsonl": [as_messages("claude", ln) for ln in read_jsonl(d, "claude_bedrock.jsonl")],
+        "vertex_gemini.jsonl": [as_messages("vertex", ln) for ln in read_jsonl(d, "vertex_gemini.jsonl")],
         "pairs.csv": [([{"role": "system", "content": r["system"]}] if r["system"] else [])
                       + [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}]
-                      for r in read_pairs()],
+                      for r in read_pairs(d)],
     }
 
 
@@ -149,53 +149,67 @@ def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 # ------------------------------------------------------------------------------------------------ tests
-def test_regenerating_gives_byte_identical_files(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh run of the generator: checked even where data/ has not been pulled from DVC yet."""
+    out = tmp_path_factory.mktemp("sample")
+    subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_generator_is_deterministic(sample: Path, tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], check=True, capture_output=True)
-    fresh = sorted(p.name for p in tmp_path.iterdir())
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {p.name: p.read_bytes() for p in sample.iterdir()}
+
+
+def test_data_folder_matches_the_generator(sample: Path) -> None:
+    if not DATA.is_dir():
+        pytest.skip("data/ is tracked by DVC and not present here; run `dvc pull` to fetch it")
+    fresh = sorted(p.name for p in sample.iterdir())
     assert fresh == sorted(p.name for p in DATA.iterdir() if p.is_file()), "data/ holds files the script doesn't write"
     for name in fresh:
-        assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), (
-            f"data/{name} drifted from scripts/make_sample_data.py; rerun it with --out data")
+        assert (sample / name).read_bytes() == (DATA / name).read_bytes(), (
+            f"data/{name} drifted from scripts/make_sample_data.py; rerun it with --out data (then `dvc add data`)")
 
 
 @pytest.mark.parametrize("name", JSONL)
-def test_every_good_line_is_a_json_object(name: str) -> None:
-    for n, line in enumerate((DATA / name).read_text(encoding="utf-8").splitlines(), 1):
+def test_every_good_line_is_a_json_object(sample: Path, name: str) -> None:
+    for n, line in enumerate((sample / name).read_text(encoding="utf-8").splitlines(), 1):
         assert isinstance(json.loads(line), dict), f"{name}:{n}"
 
 
-def test_counts_match_the_readme() -> None:
-    sft = sft_examples()
+def test_counts_match_the_readme(sample: Path) -> None:
+    sft = sft_examples(sample)
     counts = {name: len(v) for name, v in sft.items()}
     assert 100 <= counts["openai_chat.jsonl"] <= 120
     assert 35 <= counts["claude_bedrock.jsonl"] <= 45
     assert 25 <= counts["vertex_gemini.jsonl"] <= 35
     assert 25 <= counts["pairs.csv"] <= 35
-    assert 12 <= len(read_jsonl("preferences_openai.jsonl")) <= 18
-    assert 8 <= len(read_jsonl("preferences_trl.jsonl")) <= 12
-    good_broken = sum(1 for raw in (DATA / "broken.jsonl").read_text().splitlines() if not broken_problems(raw))
-    total = sum(counts.values()) + len(read_jsonl("preferences_openai.jsonl")) + \
-        len(read_jsonl("preferences_trl.jsonl")) + good_broken
+    assert 12 <= len(read_jsonl(sample, "preferences_openai.jsonl")) <= 18
+    assert 8 <= len(read_jsonl(sample, "preferences_trl.jsonl")) <= 12
+    good_broken = sum(1 for raw in (sample / "broken.jsonl").read_text().splitlines() if not broken_problems(raw))
+    total = sum(counts.values()) + len(read_jsonl(sample, "preferences_openai.jsonl")) + \
+        len(read_jsonl(sample, "preferences_trl.jsonl")) + good_broken
     assert total >= 200
-    readme = (DATA / "README.md").read_text()
+    readme = (sample / "README.md").read_text()
     for name in [*JSONL, "pairs.csv", "broken.jsonl"]:
         assert f"`{name}`" in readme, f"README.md does not describe {name}"
 
 
-def test_every_sft_example_follows_openai_rules() -> None:
-    for name, examples in sft_examples().items():
+def test_every_sft_example_follows_openai_rules(sample: Path) -> None:
+    for name, examples in sft_examples(sample).items():
         for n, msgs in enumerate(examples, 1):
             assert sft_problems(msgs) == [], f"{name}:{n}: {sft_problems(msgs)}"
             assert not SECRET.search(json.dumps(msgs)), f"{name}:{n} contains a key-like string"
 
 
-def test_claude_and_vertex_strictly_alternate() -> None:
-    for ln in read_jsonl("claude_bedrock.jsonl"):
+def test_claude_and_vertex_strictly_alternate(sample: Path) -> None:
+    for ln in read_jsonl(sample, "claude_bedrock.jsonl"):
         assert set(ln) <= {"system", "messages", "metadata", "group"}
         roles = [m["role"] for m in ln["messages"]]
         assert roles == ["user", "assistant"] * (len(roles) // 2) and roles
         assert all(isinstance(m["content"], str) for m in ln["messages"])
-    for ln in read_jsonl("vertex_gemini.jsonl"):
+    for ln in read_jsonl(sample, "vertex_gemini.jsonl"):
         assert set(ln) <= {"systemInstruction", "contents", "metadata", "group"}
         if "systemInstruction" in ln:
             assert ln["systemInstruction"]["role"] == "system"
@@ -203,8 +217,8 @@ def test_claude_and_vertex_strictly_alternate() -> None:
         assert roles == ["user", "model"] * (len(roles) // 2) and roles
 
 
-def test_openai_file_has_multi_turn_tools_images_and_weights() -> None:
-    lines = read_jsonl("openai_chat.jsonl")
+def test_openai_file_has_multi_turn_tools_images_and_weights(sample: Path) -> None:
+    lines = read_jsonl(sample, "openai_chat.jsonl")
     user_turns = Counter(sum(m["role"] == "user" for m in ln["messages"]) for ln in lines)
     assert user_turns[1] >= 30 and all(user_turns[k] >= 3 for k in (2, 3, 4)) and max(user_turns) <= 4
     assert sum(1 for ln in lines if ln["messages"][0]["role"] == "system") >= 60
@@ -218,8 +232,8 @@ def test_openai_file_has_multi_turn_tools_images_and_weights() -> None:
     assert all({"ticket_id", "channel"} <= set(ln["metadata"]) for ln in lines)
 
 
-def test_tool_conversations_are_linked() -> None:
-    tool_lines = [ln for ln in read_jsonl("openai_chat.jsonl") if "tools" in ln]
+def test_tool_conversations_are_linked(sample: Path) -> None:
+    tool_lines = [ln for ln in read_jsonl(sample, "openai_chat.jsonl") if "tools" in ln]
     assert 8 <= len(tool_lines) <= 12
     for ln in tool_lines:
         names = {t["function"]["name"] for t in ln["tools"]}
@@ -239,8 +253,8 @@ def test_tool_conversations_are_linked() -> None:
     assert {"lookup_invoice", "get_subscription", "create_refund"} <= used
 
 
-def test_images_are_small_valid_distinct_pngs() -> None:
-    urls = [u for ln in read_jsonl("openai_chat.jsonl") for m in ln["messages"] for u in images_of(m)]
+def test_images_are_small_valid_distinct_pngs(sample: Path) -> None:
+    urls = [u for ln in read_jsonl(sample, "openai_chat.jsonl") for m in ln["messages"] for u in images_of(m)]
     assert 5 <= len(urls) <= 7
     assert len(set(urls)) == len(urls), "every image should differ"
     for url in urls:
@@ -255,9 +269,9 @@ def test_images_are_small_valid_distinct_pngs() -> None:
         assert len(raw) == height * (1 + width * 3)
 
 
-def test_exactly_the_planned_cross_file_duplicates() -> None:
+def test_exactly_the_planned_cross_file_duplicates(sample: Path) -> None:
     seen: dict[Turns, list[str]] = {}
-    for name, examples in sft_examples().items():
+    for name, examples in sft_examples(sample).items():
         for msgs in examples:
             seen.setdefault(key(msgs), []).append(name)
     repeated = {k: files for k, files in seen.items() if len(files) > 1}
@@ -266,39 +280,39 @@ def test_exactly_the_planned_cross_file_duplicates() -> None:
         assert len(files) == 2 and files[0] != files[1], f"unplanned duplicate within one file: {files}"
 
 
-def test_pairs_csv_is_quoted_correctly() -> None:
-    raw = (DATA / "pairs.csv").read_text(encoding="utf-8")
+def test_pairs_csv_is_quoted_correctly(sample: Path) -> None:
+    raw = (sample / "pairs.csv").read_text(encoding="utf-8")
     assert raw.splitlines()[0] == "prompt,completion,system"
-    rows = read_pairs()
+    rows = read_pairs(sample)
     assert all(r["prompt"].strip() and r["completion"].strip() for r in rows)
     tricky = [r for r in rows if "\n" in r["completion"] and "," in r["completion"] and '"' in r["completion"]]
     assert tricky, "no multi-line completion with commas and quotes"
     assert any(r["system"] for r in rows) and any(not r["system"] for r in rows)
 
 
-def test_preference_files() -> None:
-    for ln in read_jsonl("preferences_openai.jsonl"):
+def test_preference_files(sample: Path) -> None:
+    for ln in read_jsonl(sample, "preferences_openai.jsonl"):
         assert set(ln) == {"input", "preferred_output", "non_preferred_output"}
         assert sft_problems(ln["input"]["messages"] + ln["preferred_output"]) == []
         good, bad = ln["preferred_output"], ln["non_preferred_output"]
         assert len(good) == len(bad) == 1 and good[0]["role"] == bad[0]["role"] == "assistant"
         assert good[0]["content"].strip() and bad[0]["content"].strip() and good != bad
-    for ln in read_jsonl("preferences_trl.jsonl"):
+    for ln in read_jsonl(sample, "preferences_trl.jsonl"):
         assert set(ln) == {"prompt", "chosen", "rejected"}
         assert [m["role"] for m in ln["prompt"]] == ["user"]
         assert ln["chosen"][0]["role"] == ln["rejected"][0]["role"] == "assistant"
         assert ln["chosen"] != ln["rejected"]
 
 
-def test_broken_file_has_each_breakage_once_among_good_lines() -> None:
-    lines = (DATA / "broken.jsonl").read_text(encoding="utf-8").splitlines()
+def test_broken_file_has_each_breakage_once_among_good_lines(sample: Path) -> None:
+    lines = (sample / "broken.jsonl").read_text(encoding="utf-8").splitlines()
     found = [broken_problems(raw) for raw in lines]
     assert all(len(p) <= 1 for p in found), "each broken line should be broken in exactly one way"
     kinds = Counter(k for p in found for k in p)
     assert set(kinds) >= REQUIRED_BREAKAGE
     assert 8 <= sum(kinds.values()) <= 10
     assert 2 <= sum(1 for p in found if not p) <= 3
-    key_hits = SECRET.findall((DATA / "broken.jsonl").read_text())
+    key_hits = SECRET.findall((sample / "broken.jsonl").read_text())
     assert len(key_hits) == 1
     for name in [*JSONL, "pairs.csv", "README.md"]:
-        assert key_hits[0] not in (DATA / name).read_text(), f"the fake key leaked into {name}"
+        assert key_hits[0] not in (sample / name).read_text(), f"the fake key leaked into {name}"
