@@ -8,6 +8,7 @@ changes nothing, new data retrains only the provider whose exported bytes change
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -46,10 +47,13 @@ def commit_all(repo: Path, message: str, *paths: str) -> None:
 def make_clone(dest: Path, submit: bool, finetune: dict[str, Any] | None = None) -> Path:
     """`git clone` of the committed repo plus its sample data (dvc pull from the bundled remote), params for tests."""
     sh(ROOT, "git", "clone", "-q", str(ROOT), str(dest))
-    if (dest / "data.dvc").exists():
-        sh(dest, str(BIN / "dvc"), "pull", "-q", "data.dvc")
-    else:  # data still tracked by git: hand it to DVC, as the retraining steps below do
-        sh(dest, "git", "rm", "-rq", "--cached", "data")
+    pulled = (dest / "data.dvc").exists() and subprocess.run(
+        [str(BIN / "dvc"), "pull", "-q", "data.dvc"], cwd=dest, capture_output=True).returncode == 0
+    if not pulled:  # no bundled remote in this checkout: copy the working tree's data and let DVC track it
+        if (dest / "data").is_dir() and not (dest / "data.dvc").exists():
+            sh(dest, "git", "rm", "-rq", "--cached", "data")
+        shutil.rmtree(dest / "data", ignore_errors=True)
+        shutil.copytree(ROOT / "data", dest / "data")
         sh(dest, str(BIN / "dvc"), "add", "-q", "data")
         commit_all(dest, "track data with dvc", "data.dvc", ".gitignore")
     params = yaml.safe_load((dest / "params.yaml").read_text())
