@@ -186,6 +186,7 @@ _register_job_commands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps known errors to one readable line and an exit code, never a traceback."""
     from ftlib.pipeline import StageError
+    from ftlib.tokens import TokenizerUnavailable
 
     try:
         app(args=argv, standalone_mode=True)
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     except (StageError, FormatError) as e:
         console.print(f"[red]error:[/] {e}", highlight=False)
         sys.exit(1)
-    except (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError) as e:
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, TokenizerUnavailable) as e:
         console.print(f"[red]error:[/] {e}", highlight=False)
         sys.exit(2)
     except ValueError as e:

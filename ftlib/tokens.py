@@ -37,11 +37,21 @@ GEMINI_IMAGE_TOKENS = 258  # Gemini: an image up to 384px is 258 tokens; larger 
 _ENCODERS: dict[str, tiktoken.Encoding] = {}
 
 
+class TokenizerUnavailable(RuntimeError):
+    """tiktoken could not load an encoding (it downloads each once, then caches it)."""
+
+
 def encoder(name: str) -> tiktoken.Encoding:
     """tiktoken encodings are costly to build: one per process."""
     enc = _ENCODERS.get(name)
     if enc is None:
-        enc = _ENCODERS[name] = tiktoken.get_encoding(name)
+        try:
+            enc = _ENCODERS[name] = tiktoken.get_encoding(name)
+        except Exception as e:  # network or cache errors: say what to do instead of a requests traceback
+            raise TokenizerUnavailable(
+                f"cannot load the {name} tokenizer ({type(e).__name__}); tiktoken downloads it on first use: "
+                "run once with internet access, or set TIKTOKEN_CACHE_DIR to a folder that holds it"
+            ) from None
     return enc
 
 
