@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from unittest import mock
 
 import psutil
 import pytest
@@ -112,7 +113,8 @@ def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
 @contextmanager
 def emulators() -> Iterator[tuple[OpenAIEmulator, dict[str, str]]]:
     with OpenAIEmulator() as openai_emu, moto_server() as moto_url, BedrockFinisher():
-        make_bucket("ftlib-flows", REGION)
+        with mock.patch.dict(os.environ, aws_env(moto_url)):
+            make_bucket("ftlib-flows", REGION)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PREFECT_"))}
         yield openai_emu, {**env, **openai_emu.env(), **aws_env(moto_url), "DO_NOT_TRACK": "1",
                            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1"}
@@ -132,7 +134,7 @@ def test_deployment_completes_survives_a_killed_worker_and_matches_plain_dvc(tmp
             assert set(models) == {"openai", "anthropic"} and all(models.values()), index
             assert "up to date" in sh(repo, str(BIN / "dvc"), "status")
             prefect_outputs = {rel: tree_bytes(repo, rel) for rel in TRACKED}
-            commit_all(repo, "models", *TRACKED)
+            commit_all(repo, "models", "dvc.lock", "reports", "models")
 
             # A worker killed while waiting: the job keeps running; a new worker's run waits on the same job.
             params = yaml.safe_load((repo / "params.yaml").read_text())
