@@ -24,7 +24,7 @@ setup: $(BIN)/ftlib
 
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" TIKTOKEN_CACHE_DIR="$${TIKTOKEN_CACHE_DIR:-$(TIKTOKEN_DIR)}" \
-		$(BIN)/dvc repro --pull
+		$(BIN)/dvc pull data.dvc && PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show
 
 test: setup
