@@ -14,13 +14,16 @@ import orjson
 
 
 @cache
+def _schema(root: str) -> dict[str, Any]:
+    doc = orjson.loads((Path(__file__).parent / "schemas" / "openai_finetune_input.schema.json").read_bytes())
+    return {"$schema": doc["$schema"], "$ref": f"#/$defs/{root}", "$defs": doc["$defs"]}
+
+
+@cache
 def _validator(root: str):  # -> jsonschema validator; compiled once per root
     from jsonschema import Draft202012Validator
 
-    text = (Path(__file__).parent / "schemas" / "openai_finetune_input.schema.json").read_bytes()
-    doc = orjson.loads(text)
-    schema = {"$schema": doc["$schema"], "$ref": f"#/$defs/{root}", "$defs": doc["$defs"]}
-    return Draft202012Validator(schema)
+    return Draft202012Validator(_schema(root))
 
 
 def _json_path(path: Iterable[Any]) -> str:
@@ -88,9 +91,22 @@ def _schema_message(err: Any) -> str:
     return f"{msg}; fix the line to match OpenAI's fine-tuning line schema"
 
 
+@cache
+def _fast_validator(root: str):  # -> jsonschema_rs validator: ~2 us per valid line instead of ~2 ms
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(_schema(root))
+
+
 def schema_errors(line: Any, kind: str) -> list[tuple[str, str]]:
-    """(path, message) for each violation of the official OpenAI line schema for this example kind."""
+    """(path, message) for each violation of the official OpenAI line schema for this example kind.
+
+    The Rust validator answers "valid?" for every line; only failing lines (rare) pay for the pure-Python
+    validator, whose structured errors give the fix-oriented messages.
+    """
     root = "FineTuneChatRequestInput" if kind == "sft" else "FineTunePreferenceRequestInput"
+    if _fast_validator(root).is_valid(line):
+        return []
     out = {(_json_path(leaf.absolute_path), _schema_message(leaf))
            for err in _validator(root).iter_errors(line) for leaf in _leaves(err)}
     return sorted(out)
