@@ -152,7 +152,7 @@ def _record_in_dvc(project: Path, providers: list[str], all_configured: bool,
 
 def _report_describes(report: Path, job: dict[str, Any]) -> bool:
     data = cards.read_json(report) or {}
-    recorded = data.get("job") or data.get("existing_job") or {}
+    recorded = data.get("job") or {}
     return recorded.get("job_id") == job.get("job_id") and recorded.get("status") == job.get("status")
 
 
@@ -178,7 +178,7 @@ def finetune_models(providers: list[str] | None = None, submit: bool | None = No
         except Exception as e:  # one provider failing must not hide the others' finished jobs
             failures[p] = e
             logger.error("%s: %s", p, e)
-    jobs = {p: r.get("job") or r.get("existing_job") for p, r in results.items()}
+    jobs = {p: r.get("job") for p, r in results.items()}
     done = [p for p in chosen if p in results]
     if done and not do_submit and cfg.default_submit(params):
         logger.warning("launch.submit is true in %s, so `dvc repro` would submit jobs; not recording with DVC "

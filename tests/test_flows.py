@@ -142,7 +142,7 @@ def test_pipeline_submits_once_and_retrains_only_what_changed(
         assert job["status"] == "succeeded" and job["model_id"], job
         report = read(repo / "reports" / "finetune" / f"{provider}.json")
         assert report["job_key"] == first[provider]["job_key"]
-        assert (report.get("job") or report.get("existing_job"))["model_id"] == job["model_id"]
+        assert report["job"]["model_id"] == job["model_id"]
     assert len(emulators.jobs) == 1 and len(bedrock_jobs(REGION)) == 1
     assert "up to date" in sh(repo, str(BIN / "dvc"), "status")
     commit_all(repo, "first models", "dvc.lock", "reports", "models")
@@ -185,7 +185,7 @@ def test_plan_only_needs_no_credentials_and_publishes_artifacts(tmp_path: Path, 
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows import finetune_pipeline
+    from flows import finetune_models, finetune_pipeline
 
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"):
         monkeypatch.delenv(var, raising=False)
@@ -211,6 +211,19 @@ def test_plan_only_needs_no_credentials_and_publishes_artifacts(tmp_path: Path, 
         assert f"| {split} | {count} |" in text
     train_sha = plan["files"]["train"]["sha256"]
     assert train_sha in text  # the exact bytes a job would train on
+
+    # Submitting from Prefect while params.yaml still says plan: the stage's report already exists and its deps
+    # did not change, so the flow re-runs just that stage to record the job, and DVC ends up clean.
+    with OpenAIEmulator() as emu:
+        for var, value in emu.env().items():
+            monkeypatch.setenv(var, value)
+        submitted = finetune_models(project_dir=str(repo), providers=["openai"], submit=True)
+    job = submitted["openai"]["job"]
+    assert job["model_id"] and len(emu.jobs) == 1
+    report = read(repo / "reports" / "finetune" / "openai.json")
+    assert report["job"]["job_id"] == job["job_id"] and report["job"]["model_id"] == job["model_id"]
+    status = sh(repo, str(BIN / "dvc"), "status")
+    assert "finetune@openai" not in status and "validate@" not in status, status  # anthropic was not asked for
 
 
 def test_dvc_failure_fails_the_task_with_dvcs_message(tmp_path: Path, prefect_harness: None) -> None:
