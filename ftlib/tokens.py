@@ -144,12 +144,29 @@ def _patch_tokens(w: int, h: int, multiplier: float) -> int:
 
 
 # -- counting ----------------------------------------------------------------------------------------
+_COUNTS: dict[tuple[str, str], int] = {}
+_CACHE_MAX_CHARS = 4096  # roles, names and system prompts repeat across examples; long unique texts do not
+
+
+def _count(enc: tiktoken.Encoding, text: str) -> int:
+    """len(encode_ordinary(text)), remembered for short texts: real datasets repeat their system prompts."""
+    if len(text) > _CACHE_MAX_CHARS:
+        return len(enc.encode_ordinary(text))
+    key = (enc.name, text)
+    n = _COUNTS.get(key)
+    if n is None:
+        if len(_COUNTS) >= 200_000:  # bounded: memory stays flat however many unique short texts pass
+            _COUNTS.clear()
+        n = _COUNTS[key] = len(enc.encode_ordinary(text))
+    return n
+
+
 def _message_tokens(m: Message, enc: tiktoken.Encoding, spec: ModelSpec, thinking: bool) -> int:
-    n = TOKENS_PER_MESSAGE + len(enc.encode_ordinary(m.role))
+    n = TOKENS_PER_MESSAGE + _count(enc, m.role)
     if m.content:
-        n += len(enc.encode_ordinary(m.content))
+        n += _count(enc, m.content)
     if m.name:
-        n += len(enc.encode_ordinary(m.name)) + TOKENS_PER_NAME
+        n += _count(enc, m.name) + TOKENS_PER_NAME
     if m.tool_calls:
         calls = [{"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}
                  for t in m.tool_calls]

@@ -86,15 +86,18 @@ def _check_secrets(ex: Example, s: _Sink) -> None:
                     f"{fld} contains what looks like {SECRET_NAMES[kind]} ({kind}); secrets must never be uploaded: "
                     "remove it or replace it with a placeholder such as <REDACTED>, and rotate the credential")
 
+    texts: list[tuple[str, str | None]] = []
     for path, m in _fields(ex):
-        scan(f"{path}.content", m.content)
-        scan(f"{path}.thinking", m.thinking)
-        for j, t in enumerate(m.tool_calls):
-            scan(f"{path}.tool_calls[{j}].arguments", t.arguments)
-        for j, a in enumerate(m.attachments):
-            scan(f"{path}.attachments[{j}].uri", a.uri)
+        texts.append((f"{path}.content", m.content))
+        texts.append((f"{path}.thinking", m.thinking))
+        texts.extend((f"{path}.tool_calls[{j}].arguments", t.arguments) for j, t in enumerate(m.tool_calls))
+        texts.extend((f"{path}.attachments[{j}].uri", a.uri) for j, a in enumerate(m.attachments))
     if ex.tools:
-        scan("tools", orjson.dumps(list(ex.tools)).decode())
+        texts.append(("tools", orjson.dumps(list(ex.tools)).decode()))
+    # One scan of the whole example (nearly always clean); only a hit pays for finding the fields.
+    if find_secrets("\n".join(t for _, t in texts if t)):
+        for fld, text in texts:
+            scan(fld, text)
 
 
 def check_basic(ex: Example) -> list[Issue]:
