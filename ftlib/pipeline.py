@@ -6,10 +6,9 @@ deterministic bytes (fixed order, fixed writer options, no timestamps) so two ma
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ftlib import formats, readers, store, tokens, validate
+from ftlib import formats, parallel, readers, store, tokens, validate
 from ftlib import split as splitting
 from ftlib.dataset import Dataset
 from ftlib.formats.base import FormatError
@@ -65,45 +64,77 @@ class IngestResult:
         }
 
 
-def _unique_batches(
-    paths: list[str | Path], result: IngestResult, progress: Progress | None,
-) -> Iterator[pa.RecordBatch]:
-    """Good, first-seen examples as record batches; rejects and duplicate counts go into `result`."""
-    seen: set[bytes] = set()  # 16-byte id prefixes: ~70 bytes per example, so 1M examples cost ~70 MB
-    examples: list[Example] = []
+@dataclass
+class _Checked:
+    """One chunk of input lines, decoded and checked (in a worker process): what survives and what was rejected."""
+
+    batch: pa.RecordBatch | None
+    ids: list[str]
+    rejects: list[Issue]
+    read: int
+    rejected_lines: int
+
+
+def _check_items(items: Iterable[Example | Issue]) -> _Checked:
+    good: list[Example] = []
     ids: list[str] = []
+    rejects: list[Issue] = []
+    read = rejected_lines = 0
+    for item in items:
+        read += 1
+        errors = [item] if isinstance(item, Issue) else [
+            i for i in validate.check_basic(item) if i.severity == "error"]
+        if errors:
+            rejects.extend(errors)
+            rejected_lines += 1
+            continue
+        good.append(item)
+        ids.append(item.id)
+    return _Checked(store.batch_from_examples(good, ids) if good else None, ids, rejects, read, rejected_lines)
+
+
+def _check_jsonl_chunk(task: tuple[str, list[tuple[int, bytes]]]) -> _Checked:
+    path, lines = task
+    return _check_items(readers.decode_line(raw, f"{path}:{lineno}") for lineno, raw in lines)
+
+
+def _checked_chunks(path: Path, workers: int | None) -> Iterator[_Checked]:
+    if path.suffix.lower() == ".csv":  # small by nature: read in-process
+        yield from map(_check_items, parallel.chunked(readers.read_file(path)))
+        return
+    tasks = ((str(path), chunk) for chunk in parallel.chunked(readers.iter_raw_lines(path)))
+    yield from parallel.ordered_map(_check_jsonl_chunk, tasks, workers)
+
+
+def _unique_batches(
+    paths: list[str | Path], result: IngestResult, progress: Progress | None, workers: int | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Good, first-seen examples as record batches, in input order; rejects and duplicates go into `result`."""
+    seen: set[bytes] = set()  # 16-byte id prefixes: ~70 bytes per example, so 1M examples cost ~70 MB
     for path in readers.iter_input_files(list(paths)):
         stats = result.per_file.setdefault(path.as_posix(), Counter())
-        for item in readers.read_file(path):
-            result.read += 1
-            errors = [item] if isinstance(item, Issue) else [
-                i for i in validate.check_basic(item) if i.severity == "error"]
-            if errors:
-                result.rejected.extend(errors)
-                stats["rejected"] += 1
-                continue
-            ex_id = item.id
-            digest = bytes.fromhex(ex_id[:32])
-            if digest in seen:
-                result.duplicates += 1
-                stats["duplicates"] += 1
-                continue
-            seen.add(digest)
-            examples.append(item)
-            ids.append(ex_id)
-            stats["kept"] += 1
-            if len(examples) == store.BATCH_ROWS:
-                yield store.batch_from_examples(examples, ids)
-                if progress:
-                    progress(len(examples))
-                examples, ids = [], []
-    if examples:
-        yield store.batch_from_examples(examples, ids)
+        for chunk in _checked_chunks(path, workers):
+            result.read += chunk.read
+            result.rejected.extend(chunk.rejects)
+            stats["rejected"] += chunk.rejected_lines
+            keep = []
+            for ex_id in chunk.ids:
+                digest = bytes.fromhex(ex_id[:32])
+                keep.append(digest not in seen)
+                seen.add(digest)
+            kept = sum(keep)
+            result.duplicates += len(keep) - kept
+            stats["duplicates"] += len(keep) - kept
+            stats["kept"] += kept
+            if chunk.batch is not None and kept:
+                yield chunk.batch if kept == len(keep) else chunk.batch.filter(pa.array(keep))
+            if progress:
+                progress(chunk.read)
 
 
 def ingest(
     paths: list[str | Path], out: Path, report: Path | None = None, strict: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | None = None, workers: int | None = None,
 ) -> IngestResult:
     """Raw files -> one parquet of unique examples (first occurrence wins, in sorted file order).
 
@@ -113,7 +144,7 @@ def ingest(
     result = IngestResult()
     tmp = out.with_name(out.name + ".ingest.tmp")
     try:
-        result.kept = store.write_parquet(tmp, _unique_batches(paths, result, progress))
+        result.kept = store.write_parquet(tmp, _unique_batches(paths, result, progress, workers))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -212,26 +243,32 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
 
 # -- validate -----------------------------------------------------------------------------------
 
-def _read_export(path: Path, fmt_name: str, rejects: list[Issue]) -> Iterator[tuple[Example, dict[str, Any]]]:
-    """(example, line) pairs of an exported file; lines that do not parse go to `rejects`."""
+def _validate_chunk(task: tuple[str, str, str, str | None, str, list[tuple[int, bytes]]]) -> validate.ValidationReport:
+    """Decode and check one chunk of an exported file (runs in a worker process)."""
+    path, fmt_name, provider, base_model, split_name, lines = task
     fmt = formats.get(fmt_name)
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            source = f"{path.as_posix()}:{n}"
-            try:
-                obj = orjson.loads(raw)
-                yield fmt.decode(obj, source), obj
-            except orjson.JSONDecodeError as e:
-                rejects.append(Issue("invalid_json", "error", f"not valid JSON ({e}); re-run ftlib export",
-                                     None, source))
-            except FormatError as e:
-                rejects.append(Issue(e.code, "error", str(e), None, source, e.field))
+    rejects: list[Issue] = []
+    pairs: list[tuple[Example, dict[str, Any]]] = []
+    for n, raw in lines:
+        source = f"{path}:{n}"
+        try:
+            obj = orjson.loads(raw)
+            pairs.append((fmt.decode(obj, source), obj))
+        except orjson.JSONDecodeError as e:
+            rejects.append(Issue("invalid_json", "error", f"not valid JSON ({e}); re-run ftlib export",
+                                 None, source))
+        except FormatError as e:
+            rejects.append(Issue(e.code, "error", str(e), None, source, e.field))
+    report = validate.validate_dataset((ex for ex, _ in pairs), provider, base_model, split_name,
+                                       lines=(line for _, line in pairs), dataset_rules=False)
+    report.issues[:0] = rejects
+    return report
 
 
 def validate_export(
     export_dir: Path, provider: str, base_model: str | None = None, report: Path | None = None,
     estimate_out: Path | None = None, prices: dict[str, float] | None = None, n_epochs: int | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, workers: int | None = None,
 ) -> dict[str, Any]:
     """Check every exported file against the provider's rules; write the report and the train-file estimate."""
     fmt_names = formats.PROVIDER_FORMATS[provider]
@@ -243,14 +280,17 @@ def validate_export(
     for path in files:
         kind = "preference" if path.name.endswith(".preference.jsonl") else "sft"
         split_name = path.name.split(".")[0]
-        rejects: list[Issue] = []
-        pairs_a, pairs_b = itertools.tee(_read_export(path, fmt_names[kind] or "", rejects))
-        examples = (ex for ex, _ in pairs_a)
-        if progress:
-            examples = _counted(examples, progress)
-        checked = validate.validate_dataset(examples, provider, base_model, split_name,
-                                            lines=(line for _, line in pairs_b))
-        checked.issues[:0] = rejects
+        fmt_name = fmt_names[kind]
+        if fmt_name is None:
+            raise StageError(f"{path}: {provider} has no {kind} format; re-run `ftlib export` into a clean folder")
+        tasks = ((path.as_posix(), fmt_name, provider, base_model, split_name, chunk)
+                 for chunk in parallel.chunked(readers.iter_raw_lines(path)))
+        checked = validate.ValidationReport.empty(provider, base_model, split_name)
+        for part in parallel.ordered_map(_validate_chunk, tasks, workers):
+            checked.merge(part)
+            if progress:
+                progress(part.examples)
+        validate.finish_dataset(checked, base_model)
         per_file[path.name] = checked.to_dict(max_issues=1000)
         if split_name == "train":
             estimates[path.name] = tokens.estimate(checked.tokens, provider, base_model, n_epochs=n_epochs,
@@ -269,12 +309,6 @@ def validate_export(
     if estimate_out:
         write_json(estimate_out, estimates)
     return result
-
-
-def _counted(items: Iterator[Example], progress: Progress) -> Iterator[Example]:
-    for item in items:
-        progress(1)
-        yield item
 
 
 def file_sha256(path: Path) -> str:

@@ -42,41 +42,45 @@ def _known() -> str:
     return ", ".join(formats.FORMATS)
 
 
-def _read_jsonl(path: Path, forced: Format | None) -> Iterator[Example | Issue]:
-    prefix = f"{path}:"
-    loads = orjson.loads
-    detect = formats.detect
-    decode_error = orjson.JSONDecodeError
+def iter_raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each non-blank JSONL line: the I/O half of reading, kept apart so parsing can
+    run in worker processes (ftlib.pipeline.ingest) while this stays a plain sequential read."""
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             if lineno == 1 and raw.startswith(_BOM):
                 raw = raw[3:]
-            if not raw or raw.isspace():
-                continue
-            source = prefix + str(lineno)
-            try:
-                obj = loads(raw)
-            except decode_error as e:
-                yield Issue("bad_json", "error", f"not valid JSON ({e}); write one complete JSON object per line "
-                            "(no trailing commas, no line breaks inside an object, UTF-8)", source=source)
-                continue
-            if not isinstance(obj, dict):
-                yield Issue("bad_record", "error", f"a line must be a JSON object, got {type(obj).__name__}; "
-                            "write one JSON object per line", source=source)
-                continue
-            fmt = forced or detect(obj)
-            if fmt is None:
-                keys = ", ".join(sorted(obj)[:8]) or "none"
-                yield Issue("unknown_format", "error", f"the line (keys: {keys}) matches no known format; write it "
-                            f"in one of: {_known()} (e.g. {{\"messages\": [...]}})", source=source)
-                continue
-            try:
-                yield fmt.decode(obj, source)
-            except FormatError as e:
-                yield Issue(e.code, "error", f"{fmt.name}: {e}", source=source, field=e.field)
-            except (RecordError, ValueError, TypeError, KeyError, AttributeError) as e:  # a decoder gap: still data
-                yield Issue("bad_record", "error", f"{fmt.name}: cannot decode this line ({e!r}); check it against "
-                            "the format's documentation", source=source, field=getattr(e, "field", None))
+            if raw and not raw.isspace():
+                yield lineno, raw
+
+
+def decode_line(raw: bytes, source: str, forced: Format | None = None) -> Example | Issue:
+    """One JSONL line -> Example, or an Issue naming the problem and the fix (never raises on bad data)."""
+    try:
+        obj = orjson.loads(raw.rstrip(b"\r\n"))
+    except orjson.JSONDecodeError as e:
+        return Issue("bad_json", "error", f"not valid JSON ({e}); write one complete JSON object per line "
+                     "(no trailing commas, no line breaks inside an object, UTF-8)", source=source)
+    if not isinstance(obj, dict):
+        return Issue("bad_record", "error", f"a line must be a JSON object, got {type(obj).__name__}; "
+                     "write one JSON object per line", source=source)
+    fmt = forced or formats.detect(obj)
+    if fmt is None:
+        keys = ", ".join(sorted(obj)[:8]) or "none"
+        return Issue("unknown_format", "error", f"the line (keys: {keys}) matches no known format; write it "
+                     f"in one of: {_known()} (e.g. {{\"messages\": [...]}})", source=source)
+    try:
+        return fmt.decode(obj, source)
+    except FormatError as e:
+        return Issue(e.code, "error", f"{fmt.name}: {e}", source=source, field=e.field)
+    except (RecordError, ValueError, TypeError, KeyError, AttributeError) as e:  # a decoder gap: still data
+        return Issue("bad_record", "error", f"{fmt.name}: cannot decode this line ({e!r}); check it against "
+                     "the format's documentation", source=source, field=getattr(e, "field", None))
+
+
+def _read_jsonl(path: Path, forced: Format | None) -> Iterator[Example | Issue]:
+    prefix = f"{path}:"
+    for lineno, raw in iter_raw_lines(path):
+        yield decode_line(raw, prefix + str(lineno), forced)
 
 
 def _col(header: list[str], names: tuple[str, ...]) -> int | None:

@@ -225,6 +225,15 @@ class TokenStats:
         self.min = n if self.min is None or n < self.min else self.min
         self.max = n if self.max is None or n > self.max else self.max
 
+    def merge(self, other: TokenStats) -> None:
+        """Fold in the totals of another chunk (validation runs in worker processes)."""
+        self.examples += other.examples
+        self.total += other.total
+        for n in (other.min, other.max):
+            if n is not None:
+                self.min = n if self.min is None or n < self.min else self.min
+                self.max = n if self.max is None or n > self.max else self.max
+
     @property
     def mean(self) -> float:
         return round(self.total / self.examples, 2) if self.examples else 0.0

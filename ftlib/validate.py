@@ -479,6 +479,19 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.errors == 0
 
+    @classmethod
+    def empty(cls, provider: str, base_model: str | None, split: str) -> ValidationReport:
+        report = cls(provider, base_model or limits.DEFAULT_MODEL.get(provider), split)
+        report.exact_tokens = tokens.spec_for(provider, base_model).exact
+        return report
+
+    def merge(self, other: ValidationReport) -> None:
+        """Fold in the report of the next chunk of the same file (issues stay in file order)."""
+        self.examples += other.examples
+        self.kinds.update(other.kinds)
+        self.tokens.merge(other.tokens)
+        self.issues.extend(other.issues)
+
     def to_dict(self, max_issues: int | None = None) -> dict[str, Any]:
         d = report_dict(self.issues, self.examples, max_issues=max_issues)
         return {
@@ -506,12 +519,15 @@ def report_dict(issues: list[Issue], examples: int, max_issues: int | None = Non
 
 def validate_dataset(
     examples: Iterable[Example], provider: str, base_model: str | None = None, split: str = "train",
-    lines: Iterable[dict[str, Any]] | None = None,
+    lines: Iterable[dict[str, Any]] | None = None, dataset_rules: bool = True,
 ) -> ValidationReport:
-    """Stream examples once (optionally zipped with their exported lines) into a ValidationReport."""
+    """Stream examples once (optionally zipped with their exported lines) into a ValidationReport.
+
+    dataset_rules=False checks examples only: for one chunk of a file whose reports are merged afterwards
+    (ValidationReport.merge), with finish_dataset() applied once to the total.
+    """
     spec = limits.model_spec(provider, base_model)
-    report = ValidationReport(provider, base_model or limits.DEFAULT_MODEL.get(provider), split)
-    report.exact_tokens = tokens.spec_for(provider, base_model).exact
+    report = ValidationReport.empty(provider, base_model, split)
     line_iter = iter(lines) if lines is not None else None
     for ex in examples:
         line = next(line_iter, None) if line_iter is not None else None
@@ -520,8 +536,15 @@ def validate_dataset(
         report.examples += 1
         report.kinds[ex.kind] += 1
         report.tokens.add(n)
-    report.issues.extend(_dataset_issues(report, provider, base_model, spec, split))
+    if dataset_rules:
+        finish_dataset(report, base_model)
     return report
+
+
+def finish_dataset(report: ValidationReport, base_model: str | None) -> None:
+    """Add the dataset-level rules (example counts, one kind per file, base model status) to a full report."""
+    spec = limits.model_spec(report.provider, base_model)
+    report.issues.extend(_dataset_issues(report, report.provider, base_model, spec, report.split))
 
 
 def check_dataset(
