@@ -354,16 +354,21 @@ class Splits(dict[str, Dataset]):
         self._indices = indices
         self._manifest: dict[str, Any] | None = None
 
+    def ids_by_split(self) -> dict[str, pa.Array]:
+        """The example ids of each split, as Arrow arrays (no Python objects per id)."""
+        return {name: self._ids.filter(pc.equal(self._indices, pa.scalar(i, pa.int8())))
+                for i, name in enumerate(self.ratios)}
+
     @property
     def manifest(self) -> dict[str, Any]:
         """seed, ratios, group_by, counts, achieved and sorted ids per split (deterministic, no timestamps)."""
         if self._manifest is None:
-            by_split = {
-                name: self._ids.filter(pc.equal(self._indices, pa.scalar(i, pa.int8())))
-                for i, name in enumerate(self.ratios)
-            }
-            self._manifest = splitting.build_manifest(self.seed, self.ratios, self.group_by, by_split)
+            self._manifest = splitting.build_manifest(self.seed, self.ratios, self.group_by, self.ids_by_split())
         return self._manifest
+
+    def write_manifest(self, path: str | Path) -> dict[str, Any]:
+        """Stream the manifest to a file (same bytes as manifest_bytes(manifest)); returns it without ids."""
+        return splitting.write_manifest(Path(path), self.seed, self.ratios, self.group_by, self.ids_by_split())
 
 
 __all__ = ["DEFAULT_RATIOS", "Dataset", "DatasetError", "ExportResult", "Splits"]

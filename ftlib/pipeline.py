@@ -17,7 +17,6 @@ import orjson
 import pyarrow as pa
 
 from ftlib import formats, parallel, readers, store, tokens, validate
-from ftlib import split as splitting
 from ftlib.dataset import Dataset
 from ftlib.formats.base import FormatError
 from ftlib.issues import Issue
@@ -165,15 +164,17 @@ def ingest(
 def split(
     dataset: Path, out_dir: Path, seed: int, ratios: dict[str, float], group_by: str | None = None,
 ) -> dict[str, Any]:
-    """dataset.parquet -> <split>.parquet per split + manifest.json. Stable: a row's split is f(seed, key)."""
+    """dataset.parquet -> <split>.parquet per split + manifest.json. Stable: a row's split is f(seed, key).
+
+    Returns the manifest without its id lists (those can hold millions of ids: they are streamed to the file).
+    """
     parts = Dataset.from_parquet(dataset).split(ratios, seed=seed, group_by=group_by)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.parquet"):
         old.unlink()
     for name, part in parts.items():
         part.to_parquet(out_dir / f"{name}.parquet")
-    (out_dir / "manifest.json").write_bytes(splitting.manifest_bytes(parts.manifest))
-    return parts.manifest
+    return parts.write_manifest(out_dir / "manifest.json")
 
 
 # -- export -------------------------------------------------------------------------------------

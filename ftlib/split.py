@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import sys
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -90,17 +92,24 @@ def hash64_array(seed: int, keys: pa.Array | pa.ChunkedArray | Iterable[str]) ->
     if isinstance(keys, pa.ChunkedArray | pa.Array):
         if keys.null_count:
             raise ValueError("split keys must not be null; fill missing groups with the example id first")
-        keys = keys.to_pylist()
+        # Python strings only for one slice at a time: 1M keys as a list would cost ~110 MB.
+        slices: Iterable[list[str]] = (keys.slice(i, _SLICE).to_pylist() for i in range(0, len(keys), _SLICE))
+    else:
+        slices = [list(keys)]
     sha = hashlib.sha256
     prefix = f"{seed}:"
-    if sys.byteorder == "little":  # Arrow reads native order: reverse the big-endian prefix
-        buf = b"".join([sha((prefix + k).encode()).digest()[7::-1] for k in keys])
-    else:
-        buf = b"".join([sha((prefix + k).encode()).digest()[:8] for k in keys])
+    parts = []
+    for chunk in slices:
+        if sys.byteorder == "little":  # Arrow reads native order: reverse the big-endian prefix
+            parts.append(b"".join([sha((prefix + k).encode()).digest()[7::-1] for k in chunk]))
+        else:
+            parts.append(b"".join([sha((prefix + k).encode()).digest()[:8] for k in chunk]))
+    buf = b"".join(parts)
     return pa.Array.from_buffers(pa.uint64(), len(buf) // 8, [None, pa.py_buffer(buf)])
 
 
 Keys = pa.Array | pa.ChunkedArray | Iterable[str]
+_SLICE = 65536
 
 
 def assign_indices(seed: int, keys: Keys, ratios: Mapping[str, float]) -> pa.Array:
@@ -129,6 +138,35 @@ def assign_array(
 
 # -- manifest ---------------------------------------------------------------------------------------
 
+def _sorted_unique_ids(
+    ratios: Mapping[str, float], ids: Mapping[str, Iterable[str] | pa.Array | pa.ChunkedArray],
+) -> tuple[dict[str, int], dict[str, pa.Array]]:
+    unknown = set(ids) - set(ratios)
+    if unknown:
+        raise ValueError(f"ids given for splits not in ratios: {', '.join(sorted(unknown))}")
+    counts: dict[str, int] = {}
+    out: dict[str, pa.Array] = {}
+    for name in ratios:
+        values = ids.get(name, ())
+        arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(list(values), pa.string())
+        counts[name] = len(arr)
+        uniq = pc.unique(arr)
+        out[name] = pc.take(uniq, pc.sort_indices(uniq))
+    return counts, out
+
+
+def _manifest_head(seed: int, ratios: Mapping[str, float], group_by: str | None,
+                   counts: Mapping[str, int]) -> dict[str, Any]:
+    total = sum(counts.values())
+    return {
+        "seed": seed,
+        "ratios": dict(ratios),
+        "group_by": group_by,
+        "counts": dict(counts),
+        "achieved": {name: round(n / total, 4) if total else 0.0 for name, n in counts.items()},
+    }
+
+
 def build_manifest(
     seed: int, ratios: Mapping[str, float], group_by: str | None, ids: Mapping[str, Iterable[str] | pa.Array],
 ) -> dict[str, Any]:
@@ -138,27 +176,38 @@ def build_manifest(
     counts examples, `ids` lists each distinct id once, sorted. No timestamps: equal inputs, equal bytes.
     """
     ratios = check_ratios(ratios)
-    unknown = set(ids) - set(ratios)
-    if unknown:
-        raise ValueError(f"ids given for splits not in ratios: {', '.join(sorted(unknown))}")
-    counts: dict[str, int] = {}
-    sorted_ids: dict[str, list[str]] = {}
-    for name in ratios:
-        values = ids.get(name, ())
-        arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(list(values), pa.string())
-        counts[name] = len(arr)
-        uniq = pc.unique(arr)
-        sorted_ids[name] = pc.take(uniq, pc.sort_indices(uniq)).to_pylist()
-    total = sum(counts.values())
-    achieved = {name: round(n / total, 4) if total else 0.0 for name, n in counts.items()}
-    return {
-        "seed": seed,
-        "ratios": dict(ratios),
-        "group_by": group_by,
-        "counts": counts,
-        "achieved": achieved,
-        "ids": sorted_ids,
-    }
+    counts, sorted_ids = _sorted_unique_ids(ratios, ids)
+    return {**_manifest_head(seed, ratios, group_by, counts),
+            "ids": {name: arr.to_pylist() for name, arr in sorted_ids.items()}}
+
+
+def write_manifest(
+    path: Path, seed: int, ratios: Mapping[str, float], group_by: str | None,
+    ids: Mapping[str, pa.Array | pa.ChunkedArray],
+) -> dict[str, Any]:
+    """Write manifest_bytes(build_manifest(...)) without ever holding the id lists as Python objects.
+
+    Returns the manifest without its "ids" (counts and ratios, for reports). Ids are hex digests or
+    group keys, so each is JSON-encoded on its own and the streamed bytes equal the in-memory form.
+    """
+    ratios = check_ratios(ratios)
+    counts, sorted_ids = _sorted_unique_ids(ratios, ids)
+    head = _manifest_head(seed, ratios, group_by, counts)
+    text = orjson.dumps({**head, "ids": {name: [] for name in ratios}}, option=orjson.OPT_INDENT_2)
+    before, _, _ = text.rpartition(b'  "ids": {')
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(before + b'  "ids": {')
+        for i, (name, arr) in enumerate(sorted_ids.items()):
+            fh.write(b"," if i else b"")
+            fh.write(b"\n    " + orjson.dumps(name) + b": [")
+            for j in range(0, len(arr), _SLICE):
+                chunk = arr.slice(j, _SLICE).to_pylist()
+                fh.write((b"," if j else b"") + b",".join(b"\n      " + orjson.dumps(v) for v in chunk))
+            fh.write(b"\n    ]" if len(arr) else b"]")
+        fh.write(b"\n  }\n}\n" if sorted_ids else b"}\n}\n")
+    os.replace(tmp, path)
+    return head
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
