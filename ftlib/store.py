@@ -75,7 +75,9 @@ def iter_part(part: Part, columns: Sequence[str] | None, batch_rows: int = BATCH
         return
     with pq.ParquetFile(part.path, pre_buffer=False) as pf:  # no read-ahead: memory stays one row group
         offset = 0
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None):
+        # use_threads=False: threaded column decoding buffers ~2x the data; workers parallelise instead
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None,
+                                     use_threads=False):
             if columns is not None:
                 batch = batch.select(list(columns))
             n = batch.num_rows
