@@ -145,7 +145,8 @@ def _patch_tokens(w: int, h: int, multiplier: float) -> int:
 
 # -- counting ----------------------------------------------------------------------------------------
 _COUNTS: dict[tuple[str, str], int] = {}
-_CACHE_MAX_CHARS = 4096  # roles, names and system prompts repeat across examples; long unique texts do not
+_CACHE_MAX_CHARS = 2048  # roles, names and system prompts repeat across examples; long unique texts do not
+_CACHE_MAX_ENTRIES = 4096  # a few MB per process: enough for the texts that repeat, flat however many do not
 
 
 def _count(enc: tiktoken.Encoding, text: str) -> int:
@@ -155,7 +156,7 @@ def _count(enc: tiktoken.Encoding, text: str) -> int:
     key = (enc.name, text)
     n = _COUNTS.get(key)
     if n is None:
-        if len(_COUNTS) >= 200_000:  # bounded: memory stays flat however many unique short texts pass
+        if len(_COUNTS) >= _CACHE_MAX_ENTRIES:  # repeated texts come straight back; unique ones cost one encode
             _COUNTS.clear()
         n = _COUNTS[key] = len(enc.encode_ordinary(text))
     return n
