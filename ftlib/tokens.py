@@ -3,7 +3,8 @@
 OpenAI counts are exact for text (tiktoken o200k_base, cl100k_base for older models) with the per-message
 rule of OpenAI's cookbook (3 tokens per message, 1 per name, 3 to prime the reply); tool definitions and
 tool calls are counted from their JSON text. Claude and Gemini tokenizers cannot run offline, so their counts
-are labelled estimates: the o200k count times a documented factor (limits.ModelSpec.token_factor).
+are labelled estimates from characters with each provider's own rule of thumb (limits.ModelSpec.chars_per_token:
+Anthropic ~3.5 characters per token, Google ~4 for Gemini).
 """
 
 from __future__ import annotations
@@ -200,10 +201,27 @@ def count_tokens(ex: Example, provider: str, base_model: str | None = None) -> i
     return count_with_spec(ex, spec_for(provider, base_model))
 
 
+def _char_estimate(ex: Example, spec: ModelSpec, cpt: float) -> int:
+    """Characters / chars-per-token, plus the same per-message overhead and image rule as exact counts."""
+    chars = 0
+    n = REPLY_PRIMING
+    for m in ex.all_messages():
+        n += TOKENS_PER_MESSAGE
+        chars += len(m.content) + len(m.thinking or "")
+        for t in m.tool_calls:
+            chars += len(t.name) + len(t.arguments)
+        for a in m.attachments:
+            n += image_tokens(a, spec) if a.is_image else 0
+    if ex.tools:
+        chars += len(orjson.dumps(list(ex.tools)))
+    return n + math.ceil(chars / cpt)
+
+
 def count_with_spec(ex: Example, spec: ModelSpec) -> int:
     """count_tokens with the model spec already looked up (validation calls this once per example)."""
-    n = _raw_count(ex, spec)
-    return n if spec.token_factor == 1.0 else math.ceil(n * spec.token_factor)
+    if spec.chars_per_token:
+        return _char_estimate(ex, spec, spec.chars_per_token)
+    return _raw_count(ex, spec)
 
 
 def is_exact(provider: str, base_model: str | None = None) -> bool:
@@ -325,7 +343,7 @@ def token_method(spec: ModelSpec) -> str:
     """How the counts were made, so a report reader knows what to trust."""
     if spec.exact:
         return f"tiktoken {spec.encoding} with OpenAI's per-message overhead rule"
-    if spec.token_factor != 1.0:
-        return (f"estimate: tiktoken {spec.encoding} count x {spec.token_factor} "
-                f"({spec.provider} tokenizer not available offline)")
+    if spec.chars_per_token:
+        return (f"estimate: characters / {spec.chars_per_token} per token plus per-message overhead "
+                f"({spec.provider}'s rule of thumb; its tokenizer is not available offline)")
     return f"estimate: tiktoken {spec.encoding} count (the model's own tokenizer may differ)"
