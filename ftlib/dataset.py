@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 
 from ftlib import formats, readers, store, tokens, validate
 from ftlib import split as splitting
-from ftlib.formats.base import Format, FormatError
 from ftlib.issues import Issue
 from ftlib.records import Example
 
@@ -229,38 +228,10 @@ class Dataset:
         """Write all rows (attachment bytes included); the same rows always give the same bytes."""
         return store.write_parquet(path, self.batches())
 
-    def _format_picker(self, target: str) -> Callable[[str], Format | None]:
-        """Map an example kind to the format that writes it, for a provider name or a format name."""
-        if target in formats.PROVIDER_FORMATS:
-            names = formats.PROVIDER_FORMATS[target]
-            chosen = {kind: formats.get(name) if name else None for kind, name in names.items()}
-            return lambda kind: chosen.get(kind)
-        try:
-            fmt = formats.get(target)
-        except KeyError as e:
-            raise ValueError(f"{e.args[0]}; or a provider: {', '.join(formats.PROVIDERS)}") from None
-        return lambda kind: fmt if kind == fmt.kind else None
-
     def _encode(self, target: str) -> Iterator[bytes | Issue]:
         """One JSONL line (bytes) per writable example, and an Issue for each one skipped or written lossily."""
-        pick = self._format_picker(target)
-        for ex in self:
-            fmt = pick(ex.kind)
-            if fmt is None:
-                yield Issue("unsupported_kind", "error",
-                            f"{target} cannot hold {ex.kind} examples; skipped. Export them to a target that can "
-                            f"(see ftlib.formats.PROVIDER_FORMATS) or drop them first.",
-                            ex.id, ex.source)
-                continue
-            try:
-                line = fmt.encode(ex)
-            except FormatError as e:
-                yield Issue(e.code, "error", f"{fmt.name}: {e}; skipped", ex.id, ex.source, e.field)
-                continue
-            for loss in fmt.losses(ex):
-                yield Issue("export_loss", "warning", f"{fmt.name} cannot hold {loss}; written without it",
-                            ex.id, ex.source)
-            yield orjson.dumps(line) + b"\n"
+        for item in formats.encode_lines(self, target):
+            yield item if isinstance(item, Issue) else item[1]
 
     def to_jsonl(self, fmt_or_provider: str) -> str:
         """The whole dataset as JSONL text; raises DatasetError if any example cannot be written."""

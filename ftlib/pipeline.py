@@ -37,11 +37,6 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def iter_examples(path: Path) -> Iterator[Example]:
-    """Stream Examples out of a dataset parquet file, one record batch at a time."""
-    return iter(Dataset.from_parquet(path))
-
-
 # -- ingest -------------------------------------------------------------------------------------
 
 @dataclass
@@ -183,8 +178,18 @@ def export_file_name(split_name: str, kind: str) -> str:
     return f"{split_name}.jsonl" if kind == "sft" else f"{split_name}.preference.jsonl"
 
 
+def _export_batch(task: tuple[pa.RecordBatch, str]) -> tuple[list[tuple[str, bytes]], list[Issue]]:
+    """Encode one record batch (runs in a worker process): (kind, line) pairs in row order, and the issues."""
+    batch, provider = task
+    lines: list[tuple[str, bytes]] = []
+    issues: list[Issue] = []
+    for item in formats.encode_lines(store.examples_from_batch(batch), provider):
+        (issues if isinstance(item, Issue) else lines).append(item)
+    return lines, issues
+
+
 def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None = None,
-           progress: Progress | None = None) -> dict[str, Any]:
+           progress: Progress | None = None, workers: int | None = None) -> dict[str, Any]:
     """Split parquet files -> JSONL per split and example kind in the provider's formats.
 
     Examples the format cannot hold are skipped and listed per example; information a format drops
@@ -195,46 +200,29 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.jsonl"):
         old.unlink()
-    fmt_names = formats.PROVIDER_FORMATS[provider]
     issues: list[Issue] = []
     files: dict[str, int] = {}
     for split_file in sorted(splits_dir.glob("*.parquet")):
-        split_name = split_file.stem
         handles: dict[str, Any] = {}
+        tasks = ((batch, provider) for batch in Dataset.from_parquet(split_file).batches())
         try:
-            for ex in iter_examples(split_file):
-                fmt_name = fmt_names[ex.kind]
-                if fmt_name is None:
-                    issues.append(Issue("skipped_unsupported_kind", "warning",
-                                        f"{provider} export cannot hold {ex.kind} examples; "
-                                        "use a provider with preference tuning (openai, gemini, huggingface)",
-                                        ex.id, ex.source))
-                    continue
-                fmt = formats.get(fmt_name)
-                try:
-                    line = fmt.encode(ex)
-                except FormatError as e:
-                    issues.append(Issue("skipped_unsupported", "warning", f"not exported to {fmt_name}: {e}",
-                                        ex.id, ex.source, e.field))
-                    continue
-                issues.extend(Issue("dropped_field", "warning", f"{fmt_name} cannot carry {lost}; exported without it",
-                                    ex.id, ex.source) for lost in fmt.losses(ex))
-                name = export_file_name(split_name, ex.kind)
-                fh = handles.get(name)
-                if fh is None:
-                    fh = handles[name] = (out_dir / name).open("wb")
-                fh.write(orjson.dumps(line) + b"\n")
-                files[name] = files.get(name, 0) + 1
+            for lines, found in parallel.ordered_map(_export_batch, tasks, workers):
+                issues.extend(found)
+                for kind, line in lines:
+                    name = export_file_name(split_file.stem, kind)
+                    fh = handles.get(name) or handles.setdefault(name, (out_dir / name).open("wb"))
+                    fh.write(line)
+                    files[name] = files.get(name, 0) + 1
                 if progress:
-                    progress(1)
+                    progress(len(lines))
         finally:
             for fh in handles.values():
                 fh.close()
     result = {
         "provider": provider,
-        "formats": fmt_names,
+        "formats": formats.PROVIDER_FORMATS[provider],
         "files": dict(sorted(files.items())),
-        "skipped": sum(1 for i in issues if i.code.startswith("skipped")),
+        "skipped": sum(1 for i in issues if i.severity == "error"),
         "issues": [i.to_dict() for i in issues],
     }
     if report:
@@ -312,17 +300,7 @@ def validate_export(
     return result
 
 
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 __all__ = [
-    "IngestResult", "StageError", "export", "file_sha256", "ingest", "iter_examples", "split",
+    "IngestResult", "StageError", "export", "ingest", "split",
     "validate_export", "write_json",
 ]

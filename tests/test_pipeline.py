@@ -38,7 +38,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
             write_input(Path("in.jsonl"))
             pipeline.ingest([Path("in.jsonl")], Path("ds.parquet"), Path("ingest.json"), workers=workers)
             pipeline.split(Path("ds.parquet"), Path("splits"), 7, {"train": 0.9, "validation": 0.1}, "group")
-            pipeline.export(Path("splits"), "openai", Path("export"))
+            pipeline.export(Path("splits"), "openai", Path("export"), workers=workers)
             pipeline.validate_export(Path("export"), "openai", "gpt-4o-mini-2024-07-18", Path("v.json"),
                                      Path("e.json"), workers=workers)
         finally:
