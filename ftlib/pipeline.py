@@ -178,14 +178,28 @@ def export_file_name(split_name: str, kind: str) -> str:
     return f"{split_name}.jsonl" if kind == "sft" else f"{split_name}.preference.jsonl"
 
 
-def _export_batch(task: tuple[pa.RecordBatch, str]) -> tuple[list[tuple[str, bytes]], list[Issue]]:
-    """Encode one record batch (runs in a worker process): (kind, line) pairs in row order, and the issues."""
-    batch, provider = task
-    lines: list[tuple[str, bytes]] = []
+@dataclass
+class _Encoded:
+    """One row group encoded (in a worker process): per example kind, the JSONL bytes and the line count."""
+
+    blobs: dict[str, bytes]
+    counts: Counter
+    issues: list[Issue]
+
+
+def _export_row_group(task: tuple[str, int, str]) -> _Encoded:
+    """Read and encode one parquet row group; only joined bytes travel back, so memory stays small."""
+    path, row_group, provider = task
+    parts: dict[str, list[bytes]] = {}
     issues: list[Issue] = []
-    for item in formats.encode_lines(store.examples_from_batch(batch), provider):
-        (issues if isinstance(item, Issue) else lines).append(item)
-    return lines, issues
+    for batch in store.read_row_group(Path(path), row_group):
+        for item in formats.encode_lines(store.examples_from_batch(batch), provider):
+            if isinstance(item, Issue):
+                issues.append(item)
+            else:
+                parts.setdefault(item[0], []).append(item[1])
+    return _Encoded({k: b"".join(v) for k, v in parts.items()}, Counter({k: len(v) for k, v in parts.items()}),
+                    issues)
 
 
 def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None = None,
@@ -204,17 +218,17 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
     files: dict[str, int] = {}
     for split_file in sorted(splits_dir.glob("*.parquet")):
         handles: dict[str, Any] = {}
-        tasks = ((batch, provider) for batch in Dataset.from_parquet(split_file).batches())
+        tasks = ((str(split_file), i, provider) for i in range(store.row_groups(split_file)))
         try:
-            for lines, found in parallel.ordered_map(_export_batch, tasks, workers):
-                issues.extend(found)
-                for kind, line in lines:
+            for done in parallel.ordered_map(_export_row_group, tasks, workers):
+                issues.extend(done.issues)
+                for kind, blob in done.blobs.items():
                     name = export_file_name(split_file.stem, kind)
                     fh = handles.get(name) or handles.setdefault(name, (out_dir / name).open("wb"))
-                    fh.write(line)
-                    files[name] = files.get(name, 0) + 1
+                    fh.write(blob)
+                    files[name] = files.get(name, 0) + done.counts[kind]
                 if progress:
-                    progress(len(lines))
+                    progress(sum(done.counts.values()))
         finally:
             for fh in handles.values():
                 fh.close()

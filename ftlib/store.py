@@ -93,6 +93,18 @@ def iter_part(part: Part, columns: Sequence[str] | None, batch_rows: int = BATCH
                 yield batch.filter(m)
 
 
+def row_groups(path: str | Path) -> int:
+    with pq.ParquetFile(path) as pf:
+        return pf.metadata.num_row_groups
+
+
+def read_row_group(path: Path, index: int, batch_rows: int = 4096) -> Iterator[pa.RecordBatch]:
+    """One row group of a dataset parquet file, in small batches: the unit a worker process reads alone."""
+    with pq.ParquetFile(path, pre_buffer=False) as pf:
+        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=[index], use_threads=False):
+            yield conform(batch)
+
+
 def apply_mask(parts: Sequence[Part], mask: pa.BooleanArray | pa.ChunkedArray) -> list[Part]:
     """Keep the visible rows where mask (one value per visible row, in order) is true, without reading row data."""
     if isinstance(mask, pa.ChunkedArray):
