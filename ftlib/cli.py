@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ftlib import formats, pipeline
+from ftlib import params as params_file
 from ftlib.formats.base import FormatError
 
 app = typer.Typer(
@@ -118,7 +119,7 @@ def validate_cmd(
 ) -> None:
     """Check exported files against the provider's rules. Exit 1 when there are errors."""
     report = report or Path("reports/validation") / f"{provider}.json"
-    prices = _load_params(params).get("prices") if params else None
+    prices = params_file.load(params, required=True).get("prices") if params else None
     with progress_bar(f"validate {provider}") as advance:
         result = pipeline.validate_export(export_dir, provider, base_model, report, estimate, prices=prices,
                                           progress=advance)
@@ -164,12 +165,6 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
             yield from _flatten(v, f"{prefix}{k}.")
         else:
             yield f"{prefix}{k}", v
-
-
-def _load_params(path: Path) -> dict[str, Any]:
-    import yaml
-
-    return yaml.safe_load(path.read_text()) or {}
 
 
 def _register_job_commands() -> None:

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ftlib import params as params_file
 from ftlib.finetune import JOB_KEYS, WAIT_KEYS, plan_or_submit
 from ftlib.providers import PROVIDERS, get_provider
 from ftlib.providers.base import ConfigError, JobStatus, ProviderError
@@ -60,39 +61,9 @@ def _exit_codes() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def load_settings(params: Path, provider: str) -> dict[str, Any]:
-    """finetune.<provider> from params.yaml; an absent file means defaults (plan mode still works)."""
-    if provider not in PROVIDERS:
-        raise ValueError(f"--provider: unknown provider {provider!r}; use one of: {', '.join(PROVIDERS)}")
-    if not params.is_file():
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(params.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{params}: not valid YAML ({e})") from None
-    section = (data.get("finetune") or {}).get(provider) or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"{params}: finetune.{provider} must be a mapping of settings")
-    settings = dict(section)
-    # One base model per provider: the one the validate stage checked (providers.<p>.base_model) unless overridden.
-    validated = ((data.get("providers") or {}).get(provider) or {}).get("base_model")
-    if validated and "base_model" not in settings:
-        settings["base_model"] = validated
-    return settings
-
-
-def load_launch(params: Path) -> dict[str, Any]:
-    """The `launch:` section of params.yaml (submit, wait): how dvc.yaml runs the finetune stages."""
-    if not params.is_file():
-        return {}
-    import yaml
-
-    launch = (yaml.safe_load(params.read_text()) or {}).get("launch") or {}
-    if not isinstance(launch, dict) or not all(isinstance(launch.get(k, False), bool) for k in ("submit", "wait")):
-        raise ValueError(f"{params}: launch.submit and launch.wait must be true or false")
-    return launch
+def load_settings(path: Path, provider: str) -> dict[str, Any]:
+    """finetune.<provider> from params.yaml (see ftlib.params.finetune_settings)."""
+    return params_file.finetune_settings(params_file.load(path), provider)
 
 
 def _options(settings: dict[str, Any]) -> dict[str, Any]:
@@ -129,10 +100,11 @@ def finetune(
 ) -> None:
     """Plan a fine-tuning job, or submit it exactly once with --submit (and --wait for the model id)."""
     with _exit_codes():
-        settings = load_settings(params, provider)
-        launch = load_launch(params)
-        submit = launch.get("submit", False) if submit is None else submit
-        wait = launch.get("wait", False) if wait is None else wait
+        loaded = params_file.load(params)
+        settings = params_file.finetune_settings(loaded, provider)
+        launch = params_file.launch(loaded)
+        submit = launch["submit"] if submit is None else submit
+        wait = launch["wait"] if wait is None else wait
         if base_model:
             settings["base_model"] = base_model
         if method:
