@@ -155,7 +155,7 @@ def test_pipeline_submits_once_and_retrains_only_what_changed(
 
     # 3. New examples with tool calls: OpenAI exports them, Bedrock's Claude format cannot (text only), so only
     #    OpenAI's bytes change and only OpenAI trains again.
-    lines = [line for line in (ROOT / "data" / "openai_chat.jsonl").read_text().splitlines() if '"tool_calls"' in line]
+    lines = [line for line in (repo / "data" / "openai_chat.jsonl").read_text().splitlines() if '"tool_calls"' in line]
     new = [line.replace("Northgate", f"Bank{n}").replace("acct_", f"acct_{n}") for n, line in enumerate(lines * 3)]
     new = list(dict.fromkeys(line.replace('"content": "', f'"content": "[{n}] ', 1) for n, line in enumerate(new)))
     (repo / "data" / "more_tool_chats.jsonl").write_text("\n".join(new) + "\n")
