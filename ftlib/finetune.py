@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+from ftlib.jsonfile import write_json_atomic
 from ftlib.providers import get_provider, jobs
 from ftlib.providers.base import JobSpec, Method, Provider
 from ftlib.providers.jobs import Poll, check_hyperparameters, sha256_file, stderr_console, submit_once
-from ftlib.registry import Registry, write_json_atomic
+from ftlib.registry import Registry
 
 # settings keys that shape the job itself; everything else in finetune.<provider> is provider options
 JOB_KEYS = ("base_model", "method", "hyperparameters", "suffix", "attempt")

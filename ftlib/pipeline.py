@@ -20,6 +20,7 @@ from ftlib import formats, parallel, readers, store, tokens, validate
 from ftlib.dataset import Dataset
 from ftlib.formats.base import FormatError
 from ftlib.issues import Issue
+from ftlib.jsonfile import write_json_atomic
 from ftlib.records import Example
 
 Progress = Callable[[int], None]  # called with a count of items just processed
@@ -27,14 +28,6 @@ Progress = Callable[[int], None]  # called with a count of items just processed
 
 class StageError(RuntimeError):
     """A stage that must fail (strict ingest with rejects, validation errors); the report is already written."""
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Deterministic, human-diffable JSON (sorted keys, 2-space indent), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
-    os.replace(tmp, path)
 
 
 # -- ingest -------------------------------------------------------------------------------------
@@ -143,7 +136,7 @@ def ingest(
         tmp.unlink(missing_ok=True)
         raise
     if report:
-        write_json(report, result.to_dict())
+        write_json_atomic(report, result.to_dict())
     if strict and result.rejected:
         tmp.unlink(missing_ok=True)
         raise StageError(
@@ -240,7 +233,7 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
         "issues": [i.to_dict() for i in issues],
     }
     if report:
-        write_json(report, result)
+        write_json_atomic(report, result)
     return result
 
 
@@ -308,13 +301,13 @@ def validate_export(
         "files": per_file,
     }
     if report:
-        write_json(report, result)
+        write_json_atomic(report, result)
     if estimate_out:
-        write_json(estimate_out, estimates)
+        write_json_atomic(estimate_out, estimates)
     return result
 
 
 __all__ = [
     "IngestResult", "StageError", "export", "ingest", "split",
-    "validate_export", "write_json",
+    "validate_export",
 ]

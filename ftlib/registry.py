@@ -8,7 +8,6 @@ so a re-run never pays for the same bytes twice. No timestamps, no run ids, neve
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,8 @@ from typing import Any
 import orjson
 from filelock import FileLock
 
+from ftlib.jsonfile import write_json_atomic
+
 # Fields a job record may hold; anything else is refused so a credential can never slip in through **fields.
 RECORD_FIELDS = frozenset({
     "job_key", "provider", "base_model", "method", "hyperparameters", "suffix", "attempt",
@@ -26,26 +27,6 @@ RECORD_FIELDS = frozenset({
 })
 SUBMITTING = "submitting"  # intent recorded, no job id yet
 SUBMITTED = "submitted"  # job created, state not polled yet
-
-
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    """tmp + os.replace: a reader (or a kill -9) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = _dumps(value)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_json(path: Path) -> Any:
