@@ -6,6 +6,7 @@ ledger under models/ and neither can start a second paid job for the same inputs
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from rich.console import Console
 from ftlib.jsonfile import write_json_atomic
 from ftlib.providers import get_provider, jobs
 from ftlib.providers.base import JobSpec, Method, Provider
-from ftlib.providers.jobs import Poll, check_hyperparameters, sha256_file, stderr_console, submit_once
+from ftlib.providers.jobs import Poll, check_hyperparameters, stderr_console, submit_once
 from ftlib.registry import Registry
 
 # settings keys that shape the job itself; everything else in finetune.<provider> is provider options
@@ -28,11 +29,14 @@ FILES: dict[str, tuple[str, str]] = {
 
 
 def _file_info(path: Path) -> dict[str, Any]:
+    """Size, sha256 (the job key's view of the bytes) and example count, in one read of the file."""
+    h = hashlib.sha256()
     lines = 0
     with open(path, "rb") as fh:
         for line in fh:
+            h.update(line)
             lines += bool(line.strip())
-    return {"path": path.as_posix(), "bytes": path.stat().st_size, "sha256": sha256_file(path), "examples": lines}
+    return {"path": path.as_posix(), "bytes": path.stat().st_size, "sha256": h.hexdigest(), "examples": lines}
 
 
 def _method(settings: dict[str, Any]) -> Method:

@@ -224,10 +224,6 @@ def count_with_spec(ex: Example, spec: ModelSpec) -> int:
     return _raw_count(ex, spec)
 
 
-def is_exact(provider: str, base_model: str | None = None) -> bool:
-    return spec_for(provider, base_model).exact
-
-
 # -- estimates ---------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class TokenStats:
