@@ -10,14 +10,11 @@ from typing import Any
 
 import orjson
 
-from ftlib.providers.jobs import sha256_file
+from ftlib import layout, targets
+from ftlib.digest import sha256_file
+from ftlib.jobs.ledger import Ledger
 
 # Where a user looks at jobs when a record carries no job-specific link.
-CONSOLES = {
-    "openai": "https://platform.openai.com/finetune",
-    "anthropic": "https://console.aws.amazon.com/bedrock/home#/custom-models",
-    "gemini": "https://console.cloud.google.com/vertex-ai/studio/tuning",
-}
 
 
 def read_json(path: Path) -> Any:
@@ -40,34 +37,34 @@ def dataset_card(project: Path, run_note: str = "") -> str:
     lines = ["# Dataset card", ""]
     if run_note:
         lines += [run_note, ""]
-    dataset = project / "build" / "dataset.parquet"
-    ingest = read_json(project / "reports" / "ingest.json") or {}
+    dataset = project / layout.DATASET
+    ingest = read_json(project / layout.INGEST_REPORT) or {}
     if dataset.is_file():
         lines.append(f"`build/dataset.parquet` sha256 `{sha256_file(dataset)}`: read {ingest.get('read')}, "
                      f"kept {ingest.get('kept')}, duplicates {ingest.get('duplicates')}, "
                      f"rejected {ingest.get('rejected')} (see reports/ingest.json)")
         lines.append("")
-    manifest = read_json(project / "build" / "splits" / "manifest.json") or {}
+    manifest = read_json(project / layout.SPLITS / layout.MANIFEST) or {}
     lines += [f"## Splits (seed {manifest.get('seed')}, group by {manifest.get('group_by')})", ""]
     achieved = manifest.get("achieved") or {}
     lines += _table(["split", "examples", "share"],
                     [[k, v, achieved.get(k)] for k, v in (manifest.get("counts") or {}).items()])
-    export_root = project / "build" / "export"
+    export_root = project / layout.EXPORTS
     providers = sorted(p.name for p in export_root.iterdir() if p.is_dir()) if export_root.is_dir() else []
     rows = []
     for provider in providers:
-        counts = ((read_json(project / "reports" / "export" / f"{provider}.json") or {}).get("files")) or {}
+        counts = ((read_json(project / layout.report("export", provider)) or {}).get("files")) or {}
         for f in sorted((export_root / provider).glob("*.jsonl")):
             rows.append([provider, f.name, counts.get(f.name), f"`{sha256_file(f)}`"])
     lines += ["", "## Exported files", "", *_table(["provider", "file", "examples", "sha256"], rows)]
     rows = []
     for provider in providers:
-        v = read_json(project / "reports" / "validation" / f"{provider}.json") or {}
+        v = read_json(project / layout.report("validation", provider)) or {}
         rows.append([provider, v.get("base_model"), "yes" if v.get("ok") else "NO", v.get("errors"), v.get("warnings")])
     lines += ["", "## Validation", "", *_table(["provider", "base model", "ok", "errors", "warnings"], rows)]
     rows = []
     for provider in providers:
-        e = read_json(project / "reports" / "estimate" / f"{provider}.json") or {}
+        e = read_json(project / layout.report("estimate", provider)) or {}
         cost = e.get("estimated_cost_usd")
         rows.append([provider, e.get("base_model"), e.get("examples"), e.get("n_epochs"), e.get("billed_tokens"),
                      f"${cost}" if cost is not None else "n/a", e.get("price_source")])
@@ -79,7 +76,7 @@ def dataset_card(project: Path, run_note: str = "") -> str:
 
 def jobs_rows(project: Path) -> list[dict[str, Any]]:
     """One row per (dataset hash, provider) from models/registry.json: which model came from which data."""
-    index = read_json(project / "models" / "registry.json") or {}
+    index = read_json(project / Ledger(layout.MODELS).index_path) or {}
     rows = []
     for sha, by_provider in sorted(index.items()):
         for provider, entry in sorted(by_provider.items()):
@@ -93,5 +90,6 @@ def jobs_rows(project: Path) -> list[dict[str, Any]]:
 
 def console_links(jobs: dict[str, dict[str, Any] | None]) -> dict[str, str]:
     """provider -> the most specific console page: the job's own link when the provider gave one."""
-    return {provider: (job or {}).get("console_url") or CONSOLES.get(provider, "") for provider, job in jobs.items()
-            if (job or {}).get("console_url") or provider in CONSOLES}
+    consoles = {t.name: t.console for t in targets.all_targets() if t.console}
+    return {provider: (job or {}).get("console_url") or consoles.get(provider, "") for provider, job in jobs.items()
+            if (job or {}).get("console_url") or provider in consoles}

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ftlib import layout
 from ftlib import params as params_file
 from ftlib.params import configured_providers
-from ftlib.providers import PROVIDERS
 
 
 def load_params(path: Path) -> dict[str, Any]:
@@ -33,11 +33,13 @@ def resolve_providers(params: dict[str, Any], providers: list[str] | None) -> li
     configured = configured_providers(params)
     if providers is None:
         return configured
-    unknown = [p for p in providers if p not in PROVIDERS]
-    if unknown:
-        raise ValueError(f"unknown provider(s) {unknown}; use one of: {', '.join(PROVIDERS)}")
     missing = [p for p in providers if p not in configured]
     if missing:
         raise ValueError(f"provider(s) {missing} have no finetune.<provider> section in params.yaml (and so no "
                          f"finetune stage in dvc.yaml); configured: {', '.join(configured) or 'none'}")
     return list(dict.fromkeys(providers))
+
+
+def export_dir(project: Path, params_path: Path, provider: str) -> Path:
+    """The export folder the provider's job reads, as dvc.yaml's finetune stage passes it."""
+    return project / layout.export_dir(params_file.export_for(params_file.load(params_path), provider))

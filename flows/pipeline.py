@@ -22,6 +22,7 @@ from rich.console import Console
 from flows import cards
 from flows import params as cfg
 from flows.dvc_cli import DvcError, run_dvc
+from ftlib import layout
 from ftlib.finetune import plan_or_submit
 
 RETRY_DELAY_S = 10
@@ -98,9 +99,9 @@ def publish_dataset_card(project_dir: str) -> str:
 def submit_job(project_dir: str, params_file: str, provider: str, submit: bool) -> dict[str, Any]:
     """Plan, or submit once: a retry, a lost cache or a second worker finds the same job by its key."""
     project = Path(project_dir)
-    return plan_or_submit(project / "build" / "export" / provider, provider,
+    return plan_or_submit(cfg.export_dir(project, project / params_file, provider), provider,
                           cfg.provider_settings(project / params_file, provider), submit=submit, wait=False,
-                          models_dir=project / "models", out=None, console=_console())
+                          models_dir=project / layout.MODELS, out=None, console=_console())
 
 
 @task(name="wait", retries=2, retry_delay_seconds=RETRY_DELAY_S, cache_policy=NO_CACHE,
@@ -108,9 +109,9 @@ def submit_job(project_dir: str, params_file: str, provider: str, submit: bool) 
 def wait_job(project_dir: str, params_file: str, provider: str, submitted: dict[str, Any]) -> dict[str, Any]:
     """Poll the job to a terminal state, outside DVC; submit_once finds the ledger entry, so nothing is created."""
     project = Path(project_dir)
-    result = plan_or_submit(project / "build" / "export" / provider, provider,
+    result = plan_or_submit(cfg.export_dir(project, project / params_file, provider), provider,
                             cfg.provider_settings(project / params_file, provider), submit=True, wait=True,
-                            models_dir=project / "models", out=None, console=_console())
+                            models_dir=project / layout.MODELS, out=None, console=_console())
     if result["job_key"] != submitted["job_key"]:
         raise RuntimeError(f"{provider}: the export or params changed while waiting (job key {submitted['job_key']} "
                            f"-> {result['job_key']}); re-run the flow")
@@ -137,7 +138,7 @@ def build_dataset(project_dir: str = ".", params_file: str = "params.yaml") -> d
     cfg.load_params(project / params_file)  # fail early on a broken params file
     dvc_repro(str(project), ["validate"])
     publish_dataset_card(str(project))
-    manifest = cards.read_json(project / "build" / "splits" / "manifest.json") or {}
+    manifest = cards.read_json(project / layout.SPLITS / layout.MANIFEST) or {}
     return {"splits": manifest.get("counts") or {}}
 
 
@@ -146,7 +147,7 @@ def _record_in_dvc(project: Path, providers: list[str], all_configured: bool,
     """Let DVC's finetune stages record the jobs; force a stage only when its report predates the job."""
     dvc_repro(str(project), None if all_configured else [f"finetune@{p}" for p in providers])
     for provider, job in jobs.items():
-        if job and not _report_describes(project / "reports" / "finetune" / f"{provider}.json", job):
+        if job and not _report_describes(project / layout.report("finetune", provider), job):
             dvc_repro(str(project), [f"finetune@{provider}"], force=True)
 
 

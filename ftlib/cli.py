@@ -13,11 +13,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ftlib import formats, pipeline
+from ftlib import layout, pipeline, targets
 from ftlib import params as params_file
-from ftlib.formats.base import FormatError
+from ftlib.errors import exit_code, message
 
 app = typer.Typer(
     help="Prepare fine-tuning data and run fine-tuning jobs reproducibly.",
@@ -41,21 +42,20 @@ def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[[int
 
 
 def _provider(value: str) -> str:
-    if value not in formats.PROVIDERS:
-        raise typer.BadParameter(f"unknown provider {value!r}; use one of: {', '.join(formats.PROVIDERS)}")
+    if value not in targets.names():
+        raise typer.BadParameter(f"unknown target {value!r}; use one of: {', '.join(targets.names())}")
     return value
 
 
-ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="openai | anthropic | gemini | huggingface",
+ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="the target (`ftlib targets` lists them)",
                                           callback=_provider)]
 
 
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Input files or folders (.jsonl in any supported format, .csv)")],
-    out_path: Annotated[Path, typer.Option("--out", help="Dataset parquet to write")] = Path("build/dataset.parquet"),
-    report: Annotated[Path, typer.Option(help="Ingest report (counts, rejects with file:line)")] = Path(
-        "reports/ingest.json"),
+    out_path: Annotated[Path, typer.Option("--out", help="Dataset parquet to write")] = layout.DATASET,
+    report: Annotated[Path, typer.Option(help="Ingest report (counts, rejects with file:line)")] = layout.INGEST_REPORT,
     strict: Annotated[bool, typer.Option(
         "--strict/--lenient", help="--strict fails on any bad line; --lenient keeps the good ones")] = False,
 ) -> None:
@@ -73,8 +73,7 @@ def ingest(
 @app.command("split")
 def split_cmd(
     dataset: Annotated[Path, typer.Argument(help="Dataset parquet from `ftlib ingest`")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for <split>.parquet and manifest.json")] = Path(
-        "build/splits"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for <split>.parquet and the manifest")] = layout.SPLITS,
     seed: Annotated[int, typer.Option(help="Split seed")] = 0,
     ratios: Annotated[str, typer.Option(help="e.g. train=0.9,validation=0.1[,test=...]")] = "train=0.9,validation=0.1",
     group_by: Annotated[str | None, typer.Option("--group-by", help="Keep examples sharing this value together: "
@@ -100,8 +99,8 @@ def export_cmd(
     report: Annotated[Path | None, typer.Option(help="Default reports/export/PROVIDER.json")] = None,
 ) -> None:
     """Write each split as JSONL in the provider's format(s); report what could not be exported."""
-    out_dir = out_dir or Path("build/export") / provider
-    report = report or Path("reports/export") / f"{provider}.json"
+    out_dir = out_dir or layout.export_dir(provider)
+    report = report or layout.report("export", provider)
     with progress_bar(f"export {provider}") as advance:
         result = pipeline.export(splits_dir, provider, out_dir, report, progress=advance)
     files = ", ".join(f"{k}: {v}" for k, v in result["files"].items())
@@ -118,7 +117,7 @@ def validate_cmd(
     params: Annotated[Path | None, typer.Option(help="params.yaml with optional prices overrides")] = None,
 ) -> None:
     """Check exported files against the provider's rules. Exit 1 when there are errors."""
-    report = report or Path("reports/validation") / f"{provider}.json"
+    report = report or layout.report("validation", provider)
     prices = params_file.load(params, required=True).get("prices") if params else None
     with progress_bar(f"validate {provider}") as advance:
         result = pipeline.validate_export(export_dir, provider, base_model, report, estimate, prices=prices,
@@ -178,27 +177,31 @@ def _register_job_commands() -> None:
 _register_job_commands()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps known errors to one readable line and an exit code, never a traceback."""
-    from ftlib.pipeline import StageError
-    from ftlib.tokens import TokenizerUnavailable
+@app.command("targets")
+def targets_cmd() -> None:
+    """Every target found (built in or from another package), what it writes and whether it runs jobs."""
+    from rich.table import Table
 
+    table = Table("target", "title", "sft format", "preference format", "job methods", "reads export of")
+    for t in targets.all_targets():
+        table.add_row(t.name, t.title, *((t.formats.get(k).name if t.formats.get(k) else "-")
+                                         for k in ("sft", "preference")),
+                      ", ".join(t.methods) or "export only", t.export_name)
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps known errors to one readable line and an exit code (ftlib.errors), never a traceback."""
     try:
         app(args=argv, standalone_mode=True)
     except SystemExit:
         raise
-    except (StageError, FormatError) as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
-        sys.exit(1)
-    except (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, TokenizerUnavailable) as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
-        sys.exit(2)
-    except ValueError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(130)
+    except Exception as e:
+        code = exit_code(e)
+        if code is None:
+            raise
+        console.print(f"[red]error:[/] {escape(message(e))}", highlight=False)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ Run standalone as `python -m ftlib.cli_jobs ...` (the crash tests do).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,16 +14,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ftlib import layout, targets
 from ftlib import params as params_file
-from ftlib.finetune import JOB_KEYS, WAIT_KEYS, plan_or_submit
-from ftlib.providers import PROVIDERS, get_provider
-from ftlib.providers.base import ConfigError, JobStatus, ProviderError
-from ftlib.providers.jobs import Poll
-from ftlib.registry import Registry
+from ftlib.errors import ProviderError, exit_codes
+from ftlib.finetune import backend_options, plan_or_submit
+from ftlib.jobs.ledger import Ledger
+from ftlib.jobs.spec import Backend, JobStatus
+from ftlib.jobs.submit import Poll
 
-ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help=f"one of: {', '.join(PROVIDERS)}")]
-ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml holding finetune.<provider> settings")]
+ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="a target with a job backend (`ftlib targets`)")]
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml holding finetune.<target> settings")]
 ModelsOpt = Annotated[Path, typer.Option("--models-dir", help="the tracked ledger folder")]
+_INTERRUPTED = "interrupted: a submitted job keeps running; re-run to resume"
 
 
 def _err() -> Console:
@@ -36,38 +36,15 @@ def _line(con: Console, msg: str) -> None:
     con.print(msg, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
-@contextmanager
-def _exit_codes() -> Iterator[None]:
-    """Known failures -> one line on stderr and the documented exit code."""
-    con = _err()
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        _line(con, "interrupted: a submitted job keeps running at the provider; re-run to resume")
-        raise typer.Exit(130) from None
-    except ConfigError as e:
-        _line(con, f"error: {e}")
-        raise typer.Exit(2) from None
-    except ProviderError as e:
-        _line(con, f"error: {e}")
-        raise typer.Exit(1) from None
-    except (FileNotFoundError, IsADirectoryError) as e:
-        _line(con, f"error: {e}")
-        raise typer.Exit(1) from None
-    except (ValueError, KeyError) as e:
-        _line(con, f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}")
-        raise typer.Exit(2) from None
-
-
 def load_settings(path: Path, provider: str) -> dict[str, Any]:
-    """finetune.<provider> from params.yaml (see ftlib.params.finetune_settings)."""
+    """finetune.<target> from params.yaml (see ftlib.params.finetune_settings)."""
     return params_file.finetune_settings(params_file.load(path), provider)
 
 
-def _options(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in settings.items() if k not in JOB_KEYS + WAIT_KEYS}
+def _backend(params: Path, provider: str) -> Backend:
+    backend = targets.get(provider).make_backend(backend_options(load_settings(params, provider)))
+    backend.check_config()
+    return backend
 
 
 def _status_line(s: JobStatus) -> str:
@@ -86,7 +63,7 @@ def finetune(
     provider: ProviderOpt,
     base_model: Annotated[str | None, typer.Option(help="overrides finetune.<provider>.base_model")] = None,
     method: Annotated[str | None, typer.Option(help="supervised | dpo")] = None,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = layout.PARAMS,
     submit: Annotated[bool | None, typer.Option(
         "--submit/--plan", help="--submit creates the job (spends money); default: launch.submit in params, else plan")
     ] = None,
@@ -94,12 +71,12 @@ def finetune(
         "--wait/--no-wait", help="poll until done (Ctrl-C leaves the job running); default: launch.wait in params")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="write the plan/result JSON here")] = None,
-    models_dir: ModelsOpt = Path("models"),
+    models_dir: ModelsOpt = layout.MODELS,
     poll_interval: Annotated[float | None, typer.Option(help="first polling interval, seconds")] = None,
     deadline: Annotated[float | None, typer.Option(help="stop waiting after this many seconds")] = None,
 ) -> None:
     """Plan a fine-tuning job, or submit it exactly once with --submit (and --wait for the model id)."""
-    with _exit_codes():
+    with exit_codes(_INTERRUPTED):
         loaded = params_file.load(params)
         settings = params_file.finetune_settings(loaded, provider)
         launch = params_file.launch(loaded)
@@ -110,8 +87,10 @@ def finetune(
         if method:
             settings["method"] = method
         poll = Poll(start=poll_interval, cap=max(poll_interval, 1.0)) if poll_interval else None
+        estimate = layout.report("estimate", targets.get(provider).export_name)
         result = plan_or_submit(export_dir, provider, settings, submit=submit, wait=wait and submit,
-                                models_dir=models_dir, out=out, console=_err(), deadline_s=deadline, poll=poll)
+                                models_dir=models_dir, out=out, console=_err(), deadline_s=deadline, poll=poll,
+                                estimate=estimate)
         job = result.get("job")
         if job:
             _line(Console(), f"{provider} job {job['job_id']}: {job['status']}"
@@ -122,30 +101,24 @@ def status(
     provider: ProviderOpt,
     job_id: Annotated[str | None, typer.Argument(help="provider job id")] = None,
     key: Annotated[str | None, typer.Option("--key", help="ftlib job key (from the plan)")] = None,
-    params: ParamsOpt = Path("params.yaml"),
-    models_dir: ModelsOpt = Path("models"),
+    params: ParamsOpt = layout.PARAMS,
+    models_dir: ModelsOpt = layout.MODELS,
 ) -> None:
     """Show a job's state (by id or by ftlib job key) and record it in the ledger."""
-    with _exit_codes():
-        registry = Registry(models_dir)
+    with exit_codes(_INTERRUPTED):
+        ledger = Ledger(models_dir)
         if not job_id and not key:
             raise ValueError("give a JOB_ID or --key KEY")
         if key and not job_id:
-            record = registry.get(provider, key)
+            record = ledger.get(provider, key)
             if not record:
                 raise ValueError(f"no {provider} job with key {key} in {models_dir}; run `ftlib models` to list them")
             job_id = record.get("job_id")
             if not job_id:
                 raise ProviderError(f"key {key} was never submitted to completion (status {record.get('status')}); "
                                     "re-run `ftlib finetune --submit` to resume")
-        adapter = get_provider(provider, _options(load_settings(params, provider)))
-        adapter.check_config()
-        s = adapter.get_job(job_id)
-        record = registry.find_by_job_id(provider, job_id)
-        if record:
-            fields = {"status": s.state.value if s.state.value != "unknown" else s.raw_state}
-            fields.update({k: v for k, v in (("model_id", s.model_id), ("error", s.error)) if v})
-            registry.update(provider, record["job_key"], **fields)
+        s = _backend(params, provider).get_job(job_id)
+        ledger.record_status(provider, s)
         _line(Console(), _status_line(s))
         if s.state.value in ("failed", "cancelled"):
             raise typer.Exit(1)
@@ -153,11 +126,11 @@ def status(
 
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    models_dir: ModelsOpt = Path("models"),
+    models_dir: ModelsOpt = layout.MODELS,
 ) -> None:
     """Fine-tuned models and jobs recorded under models/, next to the dataset hash they were trained on."""
-    with _exit_codes():
-        records = Registry(models_dir).records()
+    with exit_codes(_INTERRUPTED):
+        records = Ledger(models_dir).records()
         rows = [{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
                                        "job_key")} for r in records]
         if as_json:
@@ -173,33 +146,27 @@ def models(
 def cancel(
     job_id: Annotated[str, typer.Argument(help="provider job id")],
     provider: ProviderOpt,
-    params: ParamsOpt = Path("params.yaml"),
-    models_dir: ModelsOpt = Path("models"),
+    params: ParamsOpt = layout.PARAMS,
+    models_dir: ModelsOpt = layout.MODELS,
 ) -> None:
     """Cancel a running job (the ledger keeps the record with status cancelled)."""
-    with _exit_codes():
-        adapter = get_provider(provider, _options(load_settings(params, provider)))
-        adapter.check_config()
-        adapter.cancel(job_id)
-        s = adapter.get_job(job_id)
-        registry = Registry(models_dir)
-        record = registry.find_by_job_id(provider, job_id)
-        if record:
-            registry.update(provider, record["job_key"], status=s.state.value)
+    with exit_codes(_INTERRUPTED):
+        backend = _backend(params, provider)
+        backend.cancel(job_id)
+        s = backend.get_job(job_id)
+        Ledger(models_dir).record_status(provider, s)
         _line(Console(), _status_line(s))
 
 
 def jobs(
     provider: ProviderOpt,
     limit: Annotated[int, typer.Option(help="how many recent jobs")] = 20,
-    params: ParamsOpt = Path("params.yaml"),
+    params: ParamsOpt = layout.PARAMS,
 ) -> None:
     """Recent jobs at the provider (including ones ftlib did not create)."""
-    with _exit_codes():
-        adapter = get_provider(provider, _options(load_settings(params, provider)))
-        adapter.check_config()
+    with exit_codes(_INTERRUPTED):
         con = Console()
-        for s in adapter.list_jobs(limit):
+        for s in _backend(params, provider).list_jobs(limit):
             _line(con, _status_line(s))
 
 

@@ -13,19 +13,23 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+from ftlib import layout, targets
+from ftlib.jobs import hyperparameters
+from ftlib.jobs.ledger import Ledger
+from ftlib.jobs.spec import Backend, JobSpec
+from ftlib.jobs.submit import Poll, stderr_console, submit_once
+from ftlib.jobs.submit import wait as wait_for
 from ftlib.jsonfile import write_json_atomic
-from ftlib.providers import get_provider, jobs
-from ftlib.providers.base import JobSpec, Method, Provider
-from ftlib.providers.jobs import Poll, check_hyperparameters, stderr_console, submit_once
-from ftlib.registry import Registry
+from ftlib.targets.base import Method, Target
 
-# settings keys that shape the job itself; everything else in finetune.<provider> is provider options
-JOB_KEYS = ("base_model", "method", "hyperparameters", "suffix", "attempt")
+# settings keys that shape the job itself; everything else in finetune.<target> is backend options
+JOB_KEYS = ("base_model", "method", "hyperparameters", "suffix", "attempt", "seed")
 WAIT_KEYS = ("poll_interval_s", "wait_deadline_s")
-FILES: dict[str, tuple[str, str]] = {
-    "supervised": ("train.jsonl", "validation.jsonl"),
-    "dpo": ("train.preference.jsonl", "validation.preference.jsonl"),
-}
+STAGE_KEYS = ("export",)  # read by dvc.yaml and the flows: which export folder the job trains on
+
+
+def backend_options(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k not in JOB_KEYS + WAIT_KEYS + STAGE_KEYS}
 
 
 def _file_info(path: Path) -> dict[str, Any]:
@@ -39,64 +43,85 @@ def _file_info(path: Path) -> dict[str, Any]:
     return {"path": path.as_posix(), "bytes": path.stat().st_size, "sha256": h.hexdigest(), "examples": lines}
 
 
-def _method(settings: dict[str, Any]) -> Method:
+def _method(target: Target, settings: dict[str, Any]) -> Method:
     method = settings.get("method") or "supervised"
-    if method not in FILES:
-        raise ValueError(f"finetune.method: {method!r} is not supported; use one of: {', '.join(FILES)}")
+    if method not in target.hyperparameters:
+        known = ", ".join(target.methods) or "none (export-only target)"
+        raise ValueError(f"finetune.{target.name}.method: {method!r} is not supported by {target.name}; use one "
+                         f"of: {known}")
     return method
 
 
-def build_spec(export_dir: Path, provider: Provider, settings: dict[str, Any]) -> tuple[JobSpec, dict[str, Any]]:
+def _whole_number(settings: dict[str, Any], target: Target, key: str, fix: str) -> int | None:
+    value = settings.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"finetune.{target.name}.{key} must be a whole number >= 0, got {value!r}; {fix}")
+    return value
+
+
+def build_spec(export_dir: Path, target: Target, settings: dict[str, Any],
+               backend: Backend | None = None) -> tuple[JobSpec, dict[str, Any]]:
     """The job spec (hyperparameters checked, files hashed) and the file facts for the plan; no network."""
-    method = _method(settings)
-    train_name, val_name = FILES[method]
+    method = _method(target, settings)
+    train_name, val_name = layout.method_files(method)
     train = export_dir / train_name
     if not train.is_file():
-        raise FileNotFoundError(f"{train}: no {method} training file; run `ftlib export` for {provider.name} first "
-                                f"(or set finetune.{provider.name}.method)")
+        raise FileNotFoundError(f"{train}: no {method} training file; run `ftlib export --provider "
+                                f"{target.export_name}` first (or set finetune.{target.name}.method)")
     validation = export_dir / val_name
     has_val = validation.is_file() and validation.stat().st_size > 0
     files = {"train": _file_info(train)}
     if has_val:
         files["validation"] = _file_info(validation)
-    hp = check_hyperparameters(provider, method, settings.get("hyperparameters"))
-    attempt = settings.get("attempt", 0)
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
-        raise ValueError(f"finetune.{provider.name}.attempt must be a whole number >= 0, got {attempt!r}; "
-                         "raise it to deliberately train again on the same data")
-    options = {k: v for k, v in settings.items() if k not in JOB_KEYS + WAIT_KEYS}
+    hp = hyperparameters.check(target, method, settings.get("hyperparameters"))
+    attempt = _whole_number(settings, target, "attempt", "raise it to deliberately train again on the same data")
+    base_model = settings.get("base_model") or target.default_base_model
+    if not base_model:
+        raise ValueError(f"finetune.{target.name}.base_model is not set and {target.name} has no default; set it "
+                         "(a local folder or a model id)")
+    revision = getattr(backend, "base_model_revision", None)
     spec = JobSpec(
-        provider=provider.name,
-        base_model=settings.get("base_model") or provider.default_base_model,
+        provider=target.name,
+        base_model=base_model,
         method=method,
         train_file=train,
         train_sha256=files["train"]["sha256"],
         validation_file=validation if has_val else None,
         validation_sha256=files["validation"]["sha256"] if has_val else None,
         hyperparameters=hp,
-        attempt=attempt,
+        attempt=attempt or 0,
         suffix=settings.get("suffix"),
-        options=options,
+        options=backend_options(settings),
+        seed=_whole_number(settings, target, "seed", "any fixed number makes training repeatable"),
+        base_model_revision=revision(base_model) if revision else None,
     )
     return spec, files
 
 
-def _estimate(spec: JobSpec, settings: dict[str, Any]) -> dict[str, Any]:
-    """Tokens and cost from the exported training file; a missing piece yields a reason instead of a number."""
-    try:
-        from ftlib import formats, tokens
+def _estimate(spec: JobSpec, target: Target, settings: dict[str, Any], validated: Path | None) -> dict[str, Any]:
+    """Tokens and cost for the training file: the validate stage's counts when they describe these exact bytes
+    and this base model (no second tokenization), else counted here. A missing piece yields a reason."""
+    from ftlib import formats, tokens
 
-        kind = "sft" if spec.method == "supervised" else "preference"
-        fmt = formats.get(formats.PROVIDER_FORMATS[spec.provider][kind] or "")
-        stats = tokens.TokenStats()
-        with open(spec.train_file, "rb") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    ex = fmt.decode(orjson.loads(line), f"{spec.train_file.name}:{n}")
-                    stats.add(tokens.count_tokens(ex, spec.provider, spec.base_model))
-        n_epochs = spec.hyperparameters.get("n_epochs")
-        return tokens.estimate(stats, spec.provider, spec.base_model,
-                               n_epochs=n_epochs if isinstance(n_epochs, int) else None,
+    epochs = hyperparameters.value_of(target, spec.method, spec.hyperparameters, "epochs")
+    n_epochs = epochs if isinstance(epochs, int) else None
+    try:
+        stats: Any = None
+        recorded = orjson.loads(validated.read_bytes()).get(spec.train_file.name) if validated and \
+            validated.is_file() else None
+        if recorded and recorded.get("sha256") == spec.train_sha256 and recorded.get("base_model") == spec.base_model:
+            stats = {"examples": recorded["examples"], **recorded["tokens"]}
+        else:
+            fmt = formats.picker(target.name)("sft" if spec.method == "supervised" else "preference")
+            stats = tokens.TokenStats()
+            with open(spec.train_file, "rb") as fh:
+                for n, line in enumerate(fh, 1):
+                    if line.strip():
+                        ex = fmt.decode(orjson.loads(line), f"{spec.train_file.name}:{n}")
+                        stats.add(tokens.count_tokens(ex, spec.provider, spec.base_model))
+        return tokens.estimate(stats, spec.provider, spec.base_model, n_epochs=n_epochs,
                                prices=settings.get("prices"))
     except Exception as e:  # the plan must still print; say why the estimate is missing
         return {"available": False, "reason": f"{type(e).__name__}: {e}"}
@@ -108,30 +133,35 @@ def plan_or_submit(
     settings: dict[str, Any],
     submit: bool,
     wait: bool,
-    models_dir: Path = Path("models"),
+    models_dir: Path = layout.MODELS,
     out: Path | None = None,
     *,
     console: Console | None = None,
     deadline_s: float | None = None,
     poll: Poll | None = None,
+    estimate: Path | None = None,
 ) -> dict[str, Any]:
-    """Without submit: a deterministic plan, nothing spent. With submit: check config, submit once, maybe wait."""
+    """Without submit: a deterministic plan, nothing spent. With submit: check config, submit once, maybe wait.
+
+    `estimate` is the validate stage's estimate file for this export (reused when it matches the bytes).
+    """
     settings = dict(settings or {})
-    adapter = get_provider(provider, {k: v for k, v in settings.items() if k not in JOB_KEYS + WAIT_KEYS})
-    spec, files = build_spec(Path(export_dir), adapter, settings)
-    registry = Registry(models_dir)
+    target = targets.get(provider)
+    backend = target.make_backend(backend_options(settings))
+    spec, files = build_spec(Path(export_dir), target, settings, backend)
+    ledger = Ledger(models_dir)
     con = console or stderr_console()
     if submit:
-        adapter.check_config()
-        job_id = submit_once(adapter, spec, registry, console=con)
+        backend.check_config()
+        job_id = submit_once(backend, spec, ledger, console=con)
         if wait:
             poll = poll or Poll(start=float(settings.get("poll_interval_s", 5.0)))
             if deadline_s is None and settings.get("wait_deadline_s") is not None:
                 deadline_s = float(settings["wait_deadline_s"])
-            jobs.wait(adapter, job_id, deadline_s, poll, registry=registry, console=con)
+            wait_for(backend, job_id, deadline_s, poll, ledger=ledger, console=con)
     # The same fields whichever entry point (dvc repro, Prefect, a re-run) got here: the file is a DVC output and
     # must be byte-identical across them, so it describes the job for this key, not what this run did.
-    job = _job_view(registry.get(provider, spec.key))
+    job = _job_view(ledger.get(provider, spec.key))
     result: dict[str, Any] = {
         "provider": provider,
         "base_model": spec.base_model,
@@ -141,10 +171,12 @@ def plan_or_submit(
         "attempt": spec.attempt,
         "job_key": spec.key,
         "files": files,
-        "estimate": _estimate(spec, settings),
+        "estimate": _estimate(spec, target, settings, estimate),
         "submitted": bool(job and job.get("job_id")),
         "job": job,
     }
+    if spec.seed is not None:
+        result["seed"] = spec.seed
     if not submit:
         _print_plan(con, result)
     if out is not None:

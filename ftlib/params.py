@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from ftlib.providers import PROVIDERS  # hosted fine-tuning providers (huggingface is export-only)
+from ftlib import targets
 
 
 def load(path: Path, required: bool = False) -> dict[str, Any]:
@@ -26,15 +26,14 @@ def load(path: Path, required: bool = False) -> dict[str, Any]:
 
 
 def finetune_settings(params: dict[str, Any], provider: str) -> dict[str, Any]:
-    """finetune.<provider>, with the base model the validate stage checked (providers.<p>.base_model) as default,
-    so one provider has one base model across validation, cost estimate and job."""
-    if provider not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}; use one of: {', '.join(PROVIDERS)}")
+    """finetune.<target>, with the base model the validate stage checked (providers.<export>.base_model) as default,
+    so one target has one base model across validation, cost estimate and job."""
+    target = targets.get(provider)
     section = (params.get("finetune") or {}).get(provider) or {}
     if not isinstance(section, dict):
         raise ValueError(f"params: finetune.{provider} must be a mapping of settings")
     settings = dict(section)
-    validated = ((params.get("providers") or {}).get(provider) or {}).get("base_model")
+    validated = ((params.get("providers") or {}).get(target.export_name) or {}).get("base_model")
     if validated and "base_model" not in settings:
         settings["base_model"] = validated
     return settings
@@ -53,4 +52,12 @@ def configured_providers(params: dict[str, Any]) -> list[str]:
     section = params.get("finetune") or {}
     if not isinstance(section, dict):
         raise ValueError("params: `finetune` must be a mapping with one section per provider")
-    return [name for name, value in section.items() if name in PROVIDERS and isinstance(value, dict)]
+    known = targets.with_backend()
+    return [name for name, value in section.items() if name in known and isinstance(value, dict)]
+
+
+def export_for(params: dict[str, Any], provider: str) -> str:
+    """The export folder a target's job trains on: finetune.<target>.export, else the target's own export."""
+    section = (params.get("finetune") or {}).get(provider) or {}
+    chosen = section.get("export") if isinstance(section, dict) else None
+    return str(chosen) if chosen else targets.get(provider).export_name

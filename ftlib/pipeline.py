@@ -16,18 +16,15 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ftlib import formats, parallel, readers, store, tokens, validate
+from ftlib import formats, layout, parallel, readers, store, targets, tokens, validate
 from ftlib.dataset import Dataset
-from ftlib.formats.base import FormatError
+from ftlib.digest import sha256_file
+from ftlib.errors import FormatError, StageError
 from ftlib.issues import Issue
 from ftlib.jsonfile import write_json_atomic
 from ftlib.records import Example
 
 Progress = Callable[[int], None]  # called with a count of items just processed
-
-
-class StageError(RuntimeError):
-    """A stage that must fail (strict ingest with rejects, validation errors); the report is already written."""
 
 
 # -- ingest -------------------------------------------------------------------------------------
@@ -161,15 +158,11 @@ def split(
     for old in out_dir.glob("*.parquet"):
         old.unlink()
     for name, part in parts.items():
-        part.to_parquet(out_dir / f"{name}.parquet")
-    return parts.write_manifest(out_dir / "manifest.json")
+        part.to_parquet(out_dir / layout.split_file(name))
+    return parts.write_manifest(out_dir / layout.MANIFEST)
 
 
 # -- export -------------------------------------------------------------------------------------
-
-def export_file_name(split_name: str, kind: str) -> str:
-    return f"{split_name}.jsonl" if kind == "sft" else f"{split_name}.preference.jsonl"
-
 
 @dataclass
 class _Encoded:
@@ -202,8 +195,7 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
     Examples the format cannot hold are skipped and listed per example; information a format drops
     (losses) is listed too. Nothing disappears without a line in the report.
     """
-    if provider not in formats.PROVIDER_FORMATS:
-        raise ValueError(f"unknown provider {provider!r}; use one of {', '.join(formats.PROVIDERS)}")
+    target = targets.get(provider)
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.jsonl"):
         old.unlink()
@@ -216,7 +208,7 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
             for done in parallel.ordered_map(_export_row_group, tasks, workers):
                 issues.extend(done.issues)
                 for kind, blob in done.blobs.items():
-                    name = export_file_name(split_file.stem, kind)
+                    name = layout.export_file(split_file.stem, kind)
                     fh = handles.get(name) or handles.setdefault(name, (out_dir / name).open("wb"))
                     fh.write(blob)
                     files[name] = files.get(name, 0) + done.counts[kind]
@@ -227,7 +219,7 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
                 fh.close()
     result = {
         "provider": provider,
-        "formats": formats.PROVIDER_FORMATS[provider],
+        "formats": {kind: f.name if f else None for kind, f in sorted(target.formats.items())},
         "files": dict(sorted(files.items())),
         "skipped": sum(1 for i in issues if i.severity == "error"),
         "issues": [i.to_dict() for i in issues],
@@ -267,19 +259,19 @@ def validate_export(
     progress: Progress | None = None, workers: int | None = None,
 ) -> dict[str, Any]:
     """Check every exported file against the provider's rules; write the report and the train-file estimate."""
-    fmt_names = formats.PROVIDER_FORMATS[provider]
+    target_formats = targets.get(provider).formats
     files = sorted(export_dir.glob("*.jsonl"))
     if not files:
         raise StageError(f"no .jsonl files in {export_dir}; run `ftlib export ... --out {export_dir}` first")
     per_file: dict[str, Any] = {}
     estimates: dict[str, Any] = {}
     for path in files:
-        kind = "preference" if path.name.endswith(".preference.jsonl") else "sft"
+        kind = layout.kind_of(path.name)
         split_name = path.name.split(".")[0]
-        fmt_name = fmt_names[kind]
-        if fmt_name is None:
+        fmt = target_formats.get(kind)
+        if fmt is None:
             raise StageError(f"{path}: {provider} has no {kind} format; re-run `ftlib export` into a clean folder")
-        tasks = ((path.as_posix(), fmt_name, provider, base_model, split_name, chunk)
+        tasks = ((path.as_posix(), fmt.name, provider, base_model, split_name, chunk)
                  for chunk in parallel.chunked(readers.iter_raw_lines(path)))
         checked = validate.ValidationReport.empty(provider, base_model, split_name)
         for part in parallel.ordered_map(_validate_chunk, tasks, workers):
@@ -289,8 +281,8 @@ def validate_export(
         validate.finish_dataset(checked, base_model)
         per_file[path.name] = checked.to_dict(max_issues=1000)
         if split_name == "train":
-            estimates[path.name] = tokens.estimate(checked.tokens, provider, base_model, n_epochs=n_epochs,
-                                                   prices=prices)
+            estimates[path.name] = {**tokens.estimate(checked.tokens, provider, base_model, n_epochs=n_epochs,
+                                                      prices=prices), "sha256": sha256_file(path)}
     errors = sum(f["errors"] for f in per_file.values())
     result = {
         "provider": provider,

@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 import tiktoken
 
-from ftlib import limits
+from ftlib import limits, targets
+from ftlib.errors import ConfigError
 from ftlib.limits import ModelSpec
 from ftlib.records import Attachment, Example, Message
 
@@ -38,7 +39,7 @@ GEMINI_IMAGE_TOKENS = 258  # Gemini: an image up to 384px is 258 tokens; larger 
 _ENCODERS: dict[str, tiktoken.Encoding] = {}
 
 
-class TokenizerUnavailable(RuntimeError):
+class TokenizerUnavailable(ConfigError):
     """tiktoken could not load an encoding (it downloads each once, then caches it)."""
 
 
@@ -57,8 +58,12 @@ def encoder(name: str) -> tiktoken.Encoding:
 
 
 def spec_for(provider: str, base_model: str | None) -> ModelSpec:
-    """The model spec to count with; unknown models fall back to the provider default's rules."""
-    return limits.model_spec(provider, base_model) or limits.default_spec(provider) or limits.HF_SPEC
+    """The model spec to count with; unknown models fall back to the target default's rules."""
+    target = targets.get(provider)
+    spec = target.model_spec(base_model) or target.model_spec(None)
+    if spec is None:
+        raise ValueError(f"target {provider!r} declares no models to count tokens with; give it a fallback_model")
+    return spec
 
 
 # -- image sizes without Pillow -----------------------------------------------------------------------
@@ -184,7 +189,7 @@ def _message_tokens(m: Message, enc: tiktoken.Encoding, spec: ModelSpec, thinkin
 
 def _raw_count(ex: Example, spec: ModelSpec) -> int:
     enc = encoder(spec.encoding)
-    thinking = spec.provider != "openai"  # OpenAI lines cannot carry reasoning text; others may train on it
+    thinking = spec.counts_thinking
     n = REPLY_PRIMING
     for m in ex.all_messages():
         n += _message_tokens(m, enc, spec, thinking)
@@ -257,19 +262,6 @@ class TokenStats:
         return {"total": self.total, "min": self.min or 0, "max": self.max or 0, "mean": self.mean}
 
 
-def openai_default_epochs(n_examples: int) -> int:
-    """OpenAI's default-epoch rule (cookbook Chat_finetuning_data_prep): 3 epochs, raised toward 100 example-passes
-    (max 25), lowered toward 25,000 (min 1). Integer division as in the guide, so 30 examples give 3 epochs."""
-    n_epochs = limits.OPENAI_TARGET_EPOCHS
-    if n_examples <= 0:
-        return n_epochs
-    if n_examples * n_epochs < limits.OPENAI_MIN_TARGET_EXAMPLES:
-        n_epochs = min(limits.OPENAI_MAX_DEFAULT_EPOCHS, limits.OPENAI_MIN_TARGET_EXAMPLES // n_examples)
-    elif n_examples * n_epochs > limits.OPENAI_MAX_TARGET_EXAMPLES:
-        n_epochs = max(limits.OPENAI_MIN_DEFAULT_EPOCHS, limits.OPENAI_MAX_TARGET_EXAMPLES // n_examples)
-    return n_epochs
-
-
 def _stats(token_counts: Iterable[int] | TokenStats | dict[str, Any]) -> TokenStats:
     if isinstance(token_counts, TokenStats):
         return token_counts
@@ -285,8 +277,9 @@ def _stats(token_counts: Iterable[int] | TokenStats | dict[str, Any]) -> TokenSt
 def _epochs(spec: ModelSpec, provider: str, n_examples: int, n_epochs: int | None) -> tuple[int, str]:
     if n_epochs is not None:
         return n_epochs, "given"
-    if provider == "openai":
-        return openai_default_epochs(n_examples), "OpenAI default-epoch rule (cookbook Chat_finetuning_data_prep)"
+    rule = targets.get(provider).default_epochs
+    if rule is not None:
+        return rule(n_examples)
     if spec.default_epochs is not None:
         return spec.default_epochs, f"{provider} default"
     return limits.ASSUMED_EPOCHS, f"assumed {limits.ASSUMED_EPOCHS}: the provider picks epochs itself; pass n_epochs"
@@ -321,7 +314,7 @@ def estimate(
     cost = round(billed / 1_000_000 * price, 4) if price is not None else None
     return {
         "provider": provider,
-        "base_model": base_model or limits.DEFAULT_MODEL.get(provider),
+        "base_model": base_model or targets.get(provider).default_base_model,
         "examples": stats.examples,
         "tokens": stats.to_dict(),
         "n_epochs": epochs,
@@ -341,5 +334,5 @@ def token_method(spec: ModelSpec) -> str:
         return f"tiktoken {spec.encoding} with OpenAI's per-message overhead rule"
     if spec.chars_per_token:
         return (f"estimate: characters / {spec.chars_per_token} per token plus per-message overhead "
-                f"({spec.provider}'s rule of thumb; its tokenizer is not available offline)")
+                f"(the provider's rule of thumb; its tokenizer is not available offline)")
     return f"estimate: tiktoken {spec.encoding} count (the model's own tokenizer may differ)"

@@ -9,7 +9,8 @@ import string
 import orjson
 import pytest
 
-from ftlib.formats import FORMATS, PROVIDER_FORMATS, FormatError, detect, get
+from ftlib import targets
+from ftlib.formats import FORMATS, FormatError, detect, get
 from ftlib.records import Attachment, Example, Message, ToolCall
 
 SFT = ("openai-chat", "bedrock-claude", "vertex-sft", "hf-messages")
@@ -37,8 +38,8 @@ def test_registry_has_every_format_with_its_protocol():
     for name, fmt in FORMATS.items():
         assert fmt.name == name and fmt.kind in ("sft", "preference")
         assert all(callable(getattr(fmt, m)) for m in ("detect", "decode", "encode", "losses"))
-    for kinds in PROVIDER_FORMATS.values():
-        assert all(v is None or v in FORMATS for v in kinds.values())
+    for target in targets.all_targets():
+        assert all(f is None or FORMATS[f.name] is f for f in target.formats.values())
     with pytest.raises(KeyError, match="known"):
         get("nope")
 

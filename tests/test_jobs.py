@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from rich.console import Console
 
-from ftlib.providers.base import JobSpec, JobState, JobStatus, Method, Param, ProviderError
-from ftlib.providers.jobs import Poll, WaitTimeout, check_hyperparameters, sha256_file, submit_once, wait
-from ftlib.registry import Registry
+from ftlib.digest import sha256_file
+from ftlib.jobs.ledger import Ledger
+from ftlib.jobs.spec import JobSpec, JobState, JobStatus, ProviderError
+from ftlib.jobs.submit import Poll, WaitTimeout, submit_once, wait
 
 
 class Crash(Exception):
@@ -20,11 +21,6 @@ class Crash(Exception):
 
 class FakeProvider:
     name = "fake"
-    default_base_model = "base"
-    params: ClassVar[dict[Method, tuple[Param, ...]]] = {
-        "supervised": (Param("n_epochs", int, 1, 50, allow_auto=True),
-                       Param("lr", float, 0, 10, min_exclusive=True)),
-    }
 
     def __init__(self, states: list[str] | None = None) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -90,37 +86,10 @@ def spec(tmp_path: Path) -> JobSpec:
                    hyperparameters={"n_epochs": 2})
 
 
-# hyperparameters
-
-def test_hyperparameters_normalised_and_auto_allowed() -> None:
-    assert check_hyperparameters(FakeProvider(), "supervised", {"n_epochs": 3.0, "lr": 1}) == {"n_epochs": 3, "lr": 1.0}
-    assert check_hyperparameters(FakeProvider(), "supervised", {"n_epochs": "auto"}) == {"n_epochs": "auto"}
-    assert check_hyperparameters(FakeProvider(), "supervised", None) == {}
-
-
-@pytest.mark.parametrize(("hp", "match"), [
-    ({"epochs": 3}, r"unknown hyperparameter 'epochs'.*known: lr, n_epochs"),
-    ({"n_epochs": 0}, r"n_epochs=0 is out of range; allowed \[1, 50\]"),
-    ({"n_epochs": 2.5}, "whole number"),
-    ({"n_epochs": True}, "must be int"),
-    ({"lr": 0}, r"lr=0.0 is out of range; allowed \(0, 10\]"),
-    ({"lr": "auto"}, "'auto' is not allowed for lr"),
-    ({"lr": "fast"}, "must be float"),
-])
-def test_bad_hyperparameters_name_the_fix(hp: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        check_hyperparameters(FakeProvider(), "supervised", hp)
-
-
-def test_unsupported_method() -> None:
-    with pytest.raises(ValueError, match="does not support 'dpo'; use one of: supervised"):
-        check_hyperparameters(FakeProvider(), "dpo", {})
-
-
 # submit once
 
 def test_submit_then_rerun_returns_same_job_without_new_calls(spec: JobSpec, tmp_path: Path) -> None:
-    prov, reg = FakeProvider(), Registry(tmp_path / "models")
+    prov, reg = FakeProvider(), Ledger(tmp_path / "models")
     job = submit_once(prov, spec, reg, console=_quiet())
     assert prov.calls == ["find", "upload", "upload", "find", "create"]
     rec = reg.get("fake", spec.key)
@@ -134,8 +103,8 @@ def test_submit_then_rerun_returns_same_job_without_new_calls(spec: JobSpec, tmp
 
 def test_second_machine_without_ledger_finds_job_at_provider(spec: JobSpec, tmp_path: Path) -> None:
     prov = FakeProvider()
-    job = submit_once(prov, spec, Registry(tmp_path / "a"), console=_quiet())
-    other = Registry(tmp_path / "b")
+    job = submit_once(prov, spec, Ledger(tmp_path / "a"), console=_quiet())
+    other = Ledger(tmp_path / "b")
     prov.calls.clear()
     assert submit_once(prov, spec, other, console=_quiet()) == job
     assert prov.calls == ["find"]
@@ -145,7 +114,7 @@ def test_second_machine_without_ledger_finds_job_at_provider(spec: JobSpec, tmp_
 
 @pytest.mark.parametrize("point", ["after_upload", "before_create", "after_create"])
 def test_crash_anywhere_then_rerun_gives_exactly_one_job(spec: JobSpec, tmp_path: Path, point: str) -> None:
-    prov, reg = FakeProvider(), Registry(tmp_path / "models")
+    prov, reg = FakeProvider(), Ledger(tmp_path / "models")
     prov.crash_at = point
     with pytest.raises(Crash):
         submit_once(prov, spec, reg, console=_quiet())
@@ -160,7 +129,7 @@ def test_crash_anywhere_then_rerun_gives_exactly_one_job(spec: JobSpec, tmp_path
 
 
 def test_upload_cache_is_shared_across_keys(spec: JobSpec, tmp_path: Path) -> None:
-    prov, reg = FakeProvider(), Registry(tmp_path / "models")
+    prov, reg = FakeProvider(), Ledger(tmp_path / "models")
     submit_once(prov, spec, reg, console=_quiet())
     again = JobSpec(**{**spec.__dict__, "attempt": 1})
     submit_once(prov, again, reg, console=_quiet())
@@ -170,11 +139,11 @@ def test_upload_cache_is_shared_across_keys(spec: JobSpec, tmp_path: Path) -> No
 # wait
 
 def test_wait_backoff_records_states_and_model(spec: JobSpec, tmp_path: Path) -> None:
-    prov, reg = FakeProvider(["queued", "queued", "running", "succeeded"]), Registry(tmp_path / "models")
+    prov, reg = FakeProvider(["queued", "queued", "running", "succeeded"]), Ledger(tmp_path / "models")
     job = submit_once(prov, spec, reg, console=_quiet())
     sleeps: list[float] = []
     out = io.StringIO()
-    status = wait(prov, job, None, Poll(1.0, 2.0, 3.0), registry=reg, console=Console(file=out, width=300),
+    status = wait(prov, job, None, Poll(1.0, 2.0, 3.0), ledger=reg, console=Console(file=out, width=300),
                   sleep=sleeps.append)
     assert status.model_id == "ft:model"
     assert sleeps == [1.0, 2.0, 3.0]
@@ -186,15 +155,15 @@ def test_wait_backoff_records_states_and_model(spec: JobSpec, tmp_path: Path) ->
 
 
 def test_wait_failure_raises_provider_message(spec: JobSpec, tmp_path: Path) -> None:
-    prov, reg = FakeProvider(["running", "failed"]), Registry(tmp_path / "models")
+    prov, reg = FakeProvider(["running", "failed"]), Ledger(tmp_path / "models")
     job = submit_once(prov, spec, reg, console=_quiet())
     with pytest.raises(ProviderError, match="failed: training diverged"):
-        wait(prov, job, None, Poll(0, 1, 0), registry=reg, console=_quiet(), sleep=lambda s: None)
+        wait(prov, job, None, Poll(0, 1, 0), ledger=reg, console=_quiet(), sleep=lambda s: None)
     assert reg.get("fake", spec.key)["error"] == "training diverged"
 
 
 def test_interrupt_leaves_job_and_rerun_resumes(spec: JobSpec, tmp_path: Path) -> None:
-    prov, reg = FakeProvider(["queued", "running", "succeeded"]), Registry(tmp_path / "models")
+    prov, reg = FakeProvider(["queued", "running", "succeeded"]), Ledger(tmp_path / "models")
     job = submit_once(prov, spec, reg, console=_quiet())
 
     def ctrl_c(_: float) -> None:
@@ -202,11 +171,11 @@ def test_interrupt_leaves_job_and_rerun_resumes(spec: JobSpec, tmp_path: Path) -
 
     out = io.StringIO()
     with pytest.raises(KeyboardInterrupt):
-        wait(prov, job, None, Poll(1, 1, 1), registry=reg, console=Console(file=out, width=300), sleep=ctrl_c)
+        wait(prov, job, None, Poll(1, 1, 1), ledger=reg, console=Console(file=out, width=300), sleep=ctrl_c)
     assert "keeps running" in out.getvalue()
     assert reg.get("fake", spec.key)["status"] == "pending"
     assert submit_once(prov, spec, reg, console=_quiet()) == job
-    assert wait(prov, job, None, Poll(0, 1, 0), registry=reg, console=_quiet(), sleep=lambda s: None).model_id
+    assert wait(prov, job, None, Poll(0, 1, 0), ledger=reg, console=_quiet(), sleep=lambda s: None).model_id
     assert len(prov.jobs) == 1
 
 
@@ -217,9 +186,9 @@ def test_deadline_raises_but_job_keeps_running(spec: JobSpec, tmp_path: Path) ->
 
 
 def test_unknown_state_is_kept_raw(spec: JobSpec, tmp_path: Path) -> None:
-    prov, reg = FakeProvider(["paused", "succeeded"]), Registry(tmp_path / "models")
+    prov, reg = FakeProvider(["paused", "succeeded"]), Ledger(tmp_path / "models")
     job = submit_once(prov, spec, reg, console=_quiet())
     seen = []
-    wait(prov, job, None, Poll(0, 1, 0), registry=reg, console=_quiet(),
+    wait(prov, job, None, Poll(0, 1, 0), ledger=reg, console=_quiet(),
          sleep=lambda s: seen.append(reg.get("fake", spec.key)["status"]))
     assert seen == ["paused"]

@@ -18,8 +18,9 @@ import pytest
 from botocore.stub import Stubber
 from emulators.moto_server import bedrock_jobs, make_bucket, moto_aws, moto_url, set_job_status
 
-from ftlib.providers.anthropic import HAIKU, BedrockProvider
-from ftlib.providers.base import ConfigError, JobSpec, JobState, ProviderError
+from ftlib.jobs.spec import ConfigError, JobSpec, JobState, ProviderError
+from ftlib.targets.anthropic.backend import BedrockBackend
+from ftlib.targets.anthropic.models import HAIKU
 
 __all__ = ["moto_aws", "moto_url"]  # fixtures, imported so pytest finds them
 
@@ -44,9 +45,9 @@ def _spec(tmp_path: Path, **over: Any) -> JobSpec:
 
 
 @pytest.fixture
-def provider(moto_aws: str) -> BedrockProvider:
+def provider(moto_aws: str) -> BedrockBackend:
     make_bucket(BUCKET, REGION)
-    return BedrockProvider(dict(OPTIONS))
+    return BedrockBackend(dict(OPTIONS))
 
 
 def _count_calls(client: Any, operation: str) -> list[int]:
@@ -65,14 +66,14 @@ def test_check_config_names_every_missing_setting(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(ConfigError) as err:
-        BedrockProvider({}).check_config()
+        BedrockBackend({}).check_config()
     text = str(err.value)
     assert "role_arn" in text and "s3_bucket" in text and "AWS credentials" in text and "AWS_PROFILE" in text
 
     with pytest.raises(ConfigError, match="not an AWS region"):
-        BedrockProvider({**OPTIONS, "region": "oregon"}).check_config()
+        BedrockBackend({**OPTIONS, "region": "oregon"}).check_config()
     with pytest.raises(ConfigError, match="not an IAM role ARN"):
-        BedrockProvider({**OPTIONS, "role_arn": "ftlib-bedrock"}).check_config()
+        BedrockBackend({**OPTIONS, "role_arn": "ftlib-bedrock"}).check_config()
 
 
 def test_check_config_passes_with_chain_credentials_and_never_shows_them(monkeypatch: pytest.MonkeyPatch,
@@ -82,20 +83,20 @@ def test_check_config_passes_with_chain_credentials_and_never_shows_them(monkeyp
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSECRETLOOKING")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-value")
-    provider = BedrockProvider({"role_arn": ROLE, "s3_prefix": f"s3://{BUCKET}/runs/a"})
+    provider = BedrockBackend({"role_arn": ROLE, "s3_prefix": f"s3://{BUCKET}/runs/a"})
     provider.check_config()  # no server running: it must not need the network
     assert (provider.bucket, provider.prefix, provider.region) == (BUCKET, "runs/a", "us-west-2")
     out = capsys.readouterr()
     assert "very-secret-value" not in out.out + out.err
 
     with pytest.raises(ConfigError, match="output_s3_uri") as err:
-        BedrockProvider({**OPTIONS, "output_s3_uri": "bucket/out"}).check_config()
+        BedrockBackend({**OPTIONS, "output_s3_uri": "bucket/out"}).check_config()
     assert "very-secret-value" not in str(err.value)
 
 
 # uploads ---------------------------------------------------------------------------------------------------------
 
-def test_upload_is_content_addressed_checksummed_and_reused(provider: BedrockProvider, tmp_path: Path) -> None:
+def test_upload_is_content_addressed_checksummed_and_reused(provider: BedrockBackend, tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     puts = _count_calls(provider.s3, "PutObject")
     uri = provider.upload(spec.train_file, spec.train_sha256, spec)
@@ -110,7 +111,7 @@ def test_upload_is_content_addressed_checksummed_and_reused(provider: BedrockPro
     assert len(puts) == 1  # the second call found the same bytes and did not upload again
 
 
-def test_upload_replaces_an_object_with_other_bytes_under_its_key(provider: BedrockProvider, tmp_path: Path) -> None:
+def test_upload_replaces_an_object_with_other_bytes_under_its_key(provider: BedrockBackend, tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     key = f"ftlib/{spec.train_sha256}/train.jsonl"
     boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=b"truncated")
@@ -119,7 +120,7 @@ def test_upload_replaces_an_object_with_other_bytes_under_its_key(provider: Bedr
     assert body == LINE * 3
 
 
-def test_upload_refuses_bytes_that_do_not_match_the_sha256(provider: BedrockProvider, tmp_path: Path) -> None:
+def test_upload_refuses_bytes_that_do_not_match_the_sha256(provider: BedrockBackend, tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     spec.train_file.write_bytes(LINE)  # the file changed after it was hashed
     with pytest.raises(ProviderError, match="changed after it was hashed"):
@@ -131,12 +132,12 @@ def test_upload_refuses_bytes_that_do_not_match_the_sha256(provider: BedrockProv
 def test_upload_to_a_missing_bucket_says_what_to_fix(moto_aws: str, tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     with pytest.raises(ConfigError, match=r"NoSuchBucket.*s3_bucket"):
-        BedrockProvider(dict(OPTIONS)).upload(spec.train_file, spec.train_sha256, spec)
+        BedrockBackend(dict(OPTIONS)).upload(spec.train_file, spec.train_sha256, spec)
 
 
 # jobs ----------------------------------------------------------------------------------------------------------------
 
-def test_create_then_find_job_by_key(provider: BedrockProvider, tmp_path: Path) -> None:
+def test_create_then_find_job_by_key(provider: BedrockBackend, tmp_path: Path) -> None:
     spec = _spec(tmp_path, suffix="support bot")
     assert provider.find_job(spec) is None
     train = provider.upload(spec.train_file, spec.train_sha256, spec)
@@ -160,7 +161,7 @@ def test_create_then_find_job_by_key(provider: BedrockProvider, tmp_path: Path) 
     assert "support-bot" in job.custom_model_name
 
 
-def test_create_twice_for_one_key_leaves_one_job(provider: BedrockProvider, tmp_path: Path) -> None:
+def test_create_twice_for_one_key_leaves_one_job(provider: BedrockBackend, tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     first = provider.create_job(spec, f"s3://{BUCKET}/train.jsonl", None)
     second = provider.create_job(spec, f"s3://{BUCKET}/train.jsonl", None)  # moto: ResourceInUseException
@@ -170,7 +171,7 @@ def test_create_twice_for_one_key_leaves_one_job(provider: BedrockProvider, tmp_
     assert [s.job_id for s in provider.list_jobs()] == [first]
 
 
-def test_create_refuses_preference_training(provider: BedrockProvider, tmp_path: Path) -> None:
+def test_create_refuses_preference_training(provider: BedrockBackend, tmp_path: Path) -> None:
     with pytest.raises(ProviderError, match="supervised fine-tuning only"):
         provider.create_job(_spec(tmp_path, method="dpo"), f"s3://{BUCKET}/t.jsonl", None)
     assert bedrock_jobs(REGION) == {}
@@ -180,7 +181,7 @@ def test_create_refuses_preference_training(provider: BedrockProvider, tmp_path:
     ("InProgress", JobState.RUNNING), ("Completed", JobState.SUCCEEDED), ("Failed", JobState.FAILED),
     ("Stopping", JobState.CANCELLED), ("Stopped", JobState.CANCELLED), ("Paused", JobState.UNKNOWN),
 ])
-def test_get_job_maps_states(provider: BedrockProvider, tmp_path: Path, raw: str, state: JobState) -> None:
+def test_get_job_maps_states(provider: BedrockBackend, tmp_path: Path, raw: str, state: JobState) -> None:
     spec = _spec(tmp_path)
     arn = provider.create_job(spec, f"s3://{BUCKET}/train.jsonl", None)
     name = provider.job_name(spec)
@@ -194,13 +195,13 @@ def test_get_job_maps_states(provider: BedrockProvider, tmp_path: Path, raw: str
         assert status.console_url and f"region={REGION}" in status.console_url
 
 
-def test_cancel_stops_the_job(provider: BedrockProvider, tmp_path: Path) -> None:
+def test_cancel_stops_the_job(provider: BedrockBackend, tmp_path: Path) -> None:
     arn = provider.create_job(_spec(tmp_path), f"s3://{BUCKET}/train.jsonl", None)
     provider.cancel(arn)
     assert provider.get_job(arn).state is JobState.CANCELLED
 
 
-def test_unknown_job_says_where_it_looked(provider: BedrockProvider) -> None:
+def test_unknown_job_says_where_it_looked(provider: BedrockBackend) -> None:
     with pytest.raises(ProviderError, match=r"ResourceNotFoundException.*region"):
         provider.get_job("arn:aws:bedrock:us-west-2:123456789012:model-customization-job/ftlib-nope")
 
@@ -208,21 +209,21 @@ def test_unknown_job_says_where_it_looked(provider: BedrockProvider) -> None:
 # errors a user can act on ------------------------------------------------------------------------------------------
 
 @contextmanager
-def _stubbed_create(provider: BedrockProvider, code: str, message: str) -> Iterator[Stubber]:
+def _stubbed_create(provider: BedrockBackend, code: str, message: str) -> Iterator[Stubber]:
     with Stubber(provider.bedrock) as stub:
         stub.add_client_error("create_model_customization_job", service_error_code=code, service_message=message,
                               http_status_code=400)
         yield stub
 
 
-def _create_error(provider: BedrockProvider, spec: JobSpec, code: str, message: str) -> str:
+def _create_error(provider: BedrockBackend, spec: JobSpec, code: str, message: str) -> str:
     with _stubbed_create(provider, code, message), pytest.raises(ProviderError) as err:
         provider.create_job(spec, f"s3://{BUCKET}/train.jsonl", None)
     return str(err.value)
 
 
 def test_error_translation(moto_aws: str, tmp_path: Path) -> None:
-    provider, spec = BedrockProvider(dict(OPTIONS)), _spec(tmp_path)
+    provider, spec = BedrockBackend(dict(OPTIONS)), _spec(tmp_path)
     text = _create_error(provider, spec, "AccessDeniedException", "You don't have access to the model")
     assert "You don't have access to the model" in text
     assert "Model access" in text and "iam:PassRole" in text and "role_arn" in text
@@ -284,7 +285,7 @@ def test_throttling_is_retried_by_the_sdk_then_explained(moto_aws: str, monkeypa
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # retries, without the sleeps
     with _recorder(400, {"message": "Rate exceeded"}, {"x-amzn-ErrorType": "ThrottlingException"}) as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)  # type: ignore[attr-defined]
-        provider = BedrockProvider({**OPTIONS, "max_retries": 2})
+        provider = BedrockBackend({**OPTIONS, "max_retries": 2})
         with pytest.raises(ProviderError, match=r"Rate exceeded.*re-run") as err:
             provider.get_job("ftlib-abc")
         assert len(server.seen) == 3  # the first attempt + 2 retries by botocore's standard mode, no hand-written loop
@@ -293,7 +294,7 @@ def test_throttling_is_retried_by_the_sdk_then_explained(moto_aws: str, monkeypa
 
 # smoke test through the anthropic SDK ------------------------------------------------------------------------------
 
-def test_smoke_test_reaches_bedrock_runtime_through_aws_endpoint_url(provider: BedrockProvider) -> None:
+def test_smoke_test_reaches_bedrock_runtime_through_aws_endpoint_url(provider: BedrockBackend) -> None:
     # moto implements bedrock-runtime InvokeModel with an empty reply: the call must go there, signed, and not crash.
     assert provider.smoke_test("arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abc123", "ping") == ""
 
@@ -304,7 +305,7 @@ def test_smoke_test_sends_a_signed_message_and_returns_the_text(moto_aws: str, m
     model = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abc123"
     with _recorder(200, reply) as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)  # type: ignore[attr-defined]
-        assert BedrockProvider(dict(OPTIONS)).smoke_test(model, "ping") == "pong"
+        assert BedrockBackend(dict(OPTIONS)).smoke_test(model, "ping") == "pong"
         method, path, headers, body = server.seen[0]
     assert method == "POST" and path.endswith("/invoke") and "provisioned-model%2Fabc123" in path
     assert "us-west-2/bedrock/aws4_request" in headers["Authorization"]
@@ -315,7 +316,7 @@ def test_smoke_test_sends_a_signed_message_and_returns_the_text(moto_aws: str, m
                    {"x-amzn-ErrorType": "ValidationException"}) as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)  # type: ignore[attr-defined]
         with pytest.raises(ProviderError, match="Provisioned Throughput"):
-            BedrockProvider(dict(OPTIONS)).smoke_test(model, "ping")
+            BedrockBackend(dict(OPTIONS)).smoke_test(model, "ping")
 
 
 # the shared job core (jobs.submit_once + wait) driving this adapter -------------------------------------------------
@@ -323,17 +324,17 @@ def test_smoke_test_sends_a_signed_message_and_returns_the_text(moto_aws: str, m
 CRASH_AFTER_CREATE = """
 import json, os, sys
 from pathlib import Path
-from ftlib.providers.anthropic import BedrockProvider
-from ftlib.providers.base import JobSpec
-from ftlib.providers.jobs import submit_once
-from ftlib.registry import Registry
+from ftlib.targets.anthropic.backend import BedrockBackend
+from ftlib.jobs.spec import JobSpec
+from ftlib.jobs.submit import submit_once
+from ftlib.jobs.ledger import Ledger
 
 args = json.loads(sys.argv[1])
-provider = BedrockProvider(args["options"])
+provider = BedrockBackend(args["options"])
 # Bedrock has answered with the job ARN; the process dies before ftlib can write it to the ledger.
 provider.bedrock.meta.events.register("after-call.bedrock.CreateModelCustomizationJob", lambda **_: os._exit(137))
 spec = JobSpec(**{**args["spec"], "train_file": Path(args["spec"]["train_file"])})
-submit_once(provider, spec, Registry(args["registry"]))
+submit_once(provider, spec, Ledger(args["registry"]))
 print("not reached")
 """
 
@@ -346,13 +347,13 @@ def _quiet() -> Any:
     return Console(file=io.StringIO())
 
 
-def test_submit_once_and_wait_against_moto(provider: BedrockProvider, tmp_path: Path) -> None:
-    from ftlib.providers.jobs import Poll, submit_once, wait
-    from ftlib.registry import Registry
+def test_submit_once_and_wait_against_moto(provider: BedrockBackend, tmp_path: Path) -> None:
+    from ftlib.jobs.ledger import Ledger
+    from ftlib.jobs.submit import Poll, submit_once, wait
 
     val, val_sha = _file(tmp_path, "validation.jsonl", LINE)
     spec = _spec(tmp_path, validation_file=val, validation_sha256=val_sha)
-    registry = Registry(tmp_path / "models")
+    registry = Ledger(tmp_path / "models")
     creates = _count_calls(provider.bedrock, "CreateModelCustomizationJob")
     job_id = submit_once(provider, spec, registry, console=_quiet())
     assert submit_once(provider, spec, registry, console=_quiet()) == job_id
@@ -367,32 +368,32 @@ def test_submit_once_and_wait_against_moto(provider: BedrockProvider, tmp_path: 
     def training_finishes(_seconds: float) -> None:  # Bedrock finishing while ftlib sleeps between polls
         set_job_status(REGION, name, "Completed")
 
-    status = wait(provider, job_id, deadline_s=60, poll=Poll(start=0.01), registry=registry, console=_quiet(),
+    status = wait(provider, job_id, deadline_s=60, poll=Poll(start=0.01), ledger=registry, console=_quiet(),
                   sleep=training_finishes)
     assert status.state is JobState.SUCCEEDED
     assert status.model_id == bedrock_jobs(REGION)[name].output_model_arn
     assert registry.get("anthropic", spec.key)["model_id"] == status.model_id  # type: ignore[index]
 
 
-def test_wait_reports_bedrocks_failure_message(provider: BedrockProvider, tmp_path: Path) -> None:
-    from ftlib.providers.jobs import Poll, submit_once, wait
-    from ftlib.registry import Registry
+def test_wait_reports_bedrocks_failure_message(provider: BedrockBackend, tmp_path: Path) -> None:
+    from ftlib.jobs.ledger import Ledger
+    from ftlib.jobs.submit import Poll, submit_once, wait
 
     spec = _spec(tmp_path)
-    registry = Registry(tmp_path / "models")
+    registry = Ledger(tmp_path / "models")
     job_id = submit_once(provider, spec, registry, console=_quiet())
     set_job_status(REGION, provider.job_name(spec), "Failed", failure_message="Line 3: roles must alternate")
     with pytest.raises(ProviderError, match="Line 3: roles must alternate"):
-        wait(provider, job_id, deadline_s=60, poll=Poll(start=0.01), registry=registry, console=_quiet())
+        wait(provider, job_id, deadline_s=60, poll=Poll(start=0.01), ledger=registry, console=_quiet())
     assert registry.get("anthropic", spec.key)["status"] == "failed"  # type: ignore[index]
 
 
-def test_crash_after_create_then_rerun_finds_the_job(provider: BedrockProvider, tmp_path: Path) -> None:
+def test_crash_after_create_then_rerun_finds_the_job(provider: BedrockBackend, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from ftlib.providers.jobs import submit_once
-    from ftlib.registry import Registry
+    from ftlib.jobs.ledger import Ledger
+    from ftlib.jobs.submit import submit_once
 
     spec = _spec(tmp_path)
     args = {"options": OPTIONS, "registry": str(tmp_path / "models"),
@@ -405,7 +406,7 @@ def test_crash_after_create_then_rerun_finds_the_job(provider: BedrockProvider, 
                           timeout=120)  # inherits AWS_ENDPOINT_URL and the fake credentials
     assert done.returncode == 137, done.stderr
     assert "not reached" not in done.stdout
-    registry = Registry(tmp_path / "models")
+    registry = Ledger(tmp_path / "models")
     record = registry.get("anthropic", spec.key)
     assert record and record["status"] == "submitting" and not record.get("job_id")  # the ledger never saw the id
     assert len(bedrock_jobs(REGION)) == 1  # ...but Bedrock has the job

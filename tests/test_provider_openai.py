@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 
 from ftlib.cli_jobs import register
 from ftlib.finetune import plan_or_submit
-from ftlib.providers.base import ConfigError, ProviderError
-from ftlib.providers.jobs import Poll
-from ftlib.registry import Registry
+from ftlib.jobs.ledger import Ledger
+from ftlib.jobs.spec import ConfigError, ProviderError
+from ftlib.jobs.submit import Poll
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ def test_azure_needs_its_variables(export: Path, tmp_path: Path, monkeypatch: py
 
 def test_bad_hyperparameter_rejected_before_network(emu: OpenAIEmulator, env: dict, export: Path,
                                                     tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"batch_size=300 is out of range; allowed \[1, 256\]"):
+    with pytest.raises(ValueError, match=r"batch_size=300: input should be less than or equal to 256"):
         plan_or_submit(export, "openai", _settings(hyperparameters={"batch_size": 300}), submit=True, wait=False,
                        models_dir=tmp_path / "m")
     with pytest.raises(ValueError, match="unknown hyperparameter 'beta' for openai supervised"):
@@ -202,7 +202,7 @@ def test_failed_job_raises_with_provider_error(emu: OpenAIEmulator, env: dict, e
     emu.fail_jobs_with = ("invalid_training_file", "Line 3: the last message must be from the assistant")
     with pytest.raises(ProviderError, match="failed: Line 3: the last message must be from the assistant"):
         plan_or_submit(export, "openai", _settings(), submit=True, wait=True, models_dir=tmp_path / "m", poll=FAST)
-    [rec] = Registry(tmp_path / "m").records()
+    [rec] = Ledger(tmp_path / "m").records()
     assert rec["status"] == "failed" and "Line 3" in rec["error"]
 
 
@@ -254,7 +254,7 @@ def test_cli_submit_wait_status_models_jobs_cancel(emu: OpenAIEmulator, env: dic
     other = plan_or_submit(export, "openai", _settings(attempt=2), submit=True, wait=False, models_dir=Path(models))
     res = runner.invoke(app, ["cancel", other["job"]["job_id"], *common])
     assert res.exit_code == 0 and "cancelled" in res.stdout
-    assert Registry(models).get("openai", other["job_key"])["status"] == "cancelled"
+    assert Ledger(models).get("openai", other["job_key"])["status"] == "cancelled"
     res = runner.invoke(app, ["jobs", "--provider", "openai", "--params", str(_params(tmp_path))])
     assert res.exit_code == 0 and len(res.stdout.strip().splitlines()) == 2
     assert SECRET not in res.output and SECRET not in _tree_text(Path(models))
@@ -265,11 +265,12 @@ def test_cli_exit_codes_and_one_line_errors(emu: OpenAIEmulator, env: dict, expo
     models = ["--models-dir", str(tmp_path / "m")]
     res = runner.invoke(app, ["finetune", str(export), "--provider", "openai", "--params",
                               str(_params(tmp_path, hyperparameters={"n_epochs": 0})), "--submit", *models])
-    assert res.exit_code == 2 and "n_epochs=0 is out of range" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "n_epochs=0: input should be greater than or equal to 1" in res.output
+    assert "Traceback" not in res.output
     res = runner.invoke(app, ["finetune", str(export), "--provider", "nope", *models])
-    assert res.exit_code == 2 and "unknown provider 'nope'" in res.output
+    assert res.exit_code == 2 and "unknown target 'nope'" in res.output
     res = runner.invoke(app, ["finetune", str(tmp_path / "missing"), "--provider", "openai", *models])
-    assert res.exit_code == 1 and "run `ftlib export`" in res.output
+    assert res.exit_code == 2 and "run `ftlib export`" in res.output
     emu.deny_training = True
     res = runner.invoke(app, ["finetune", str(export), "--provider", "openai", "--params", str(_params(tmp_path)),
                               "--submit", *models])
@@ -310,7 +311,7 @@ def crash_dir(tmp_path: Path, export: Path, env: dict) -> tuple[Path, str]:
 
 def _assert_one_job_with_model(emu: OpenAIEmulator, root: Path, key: str) -> None:
     [job] = emu.jobs_for_key(key)
-    rec = Registry(root / "models").get("openai", key)
+    rec = Ledger(root / "models").get("openai", key)
     assert rec["job_id"] == job["id"] and rec["status"] == "succeeded"
     assert rec["model_id"] == job["fine_tuned_model"] is not None
     logs = "".join(p.read_text() for p in root.glob("*.log"))
@@ -324,7 +325,7 @@ def test_kill_after_upload_then_rerun(emu: OpenAIEmulator, env: dict, crash_dir:
     _until(lambda: emu.create_attempts == 1)
     _kill(proc)
     assert emu.jobs == {} and len(emu.files) == 2
-    assert Registry(root / "models").get("openai", key)["status"] == "submitting"
+    assert Ledger(root / "models").get("openai", key)["status"] == "submitting"
     emu.hang_create = None
     assert _finish(_spawn(root, env, "--wait", log="second")) == 0
     assert len(emu.files) == 2  # upload refs came from the ledger: nothing sent twice
@@ -337,7 +338,7 @@ def test_kill_after_create_before_ledger_write(emu: OpenAIEmulator, env: dict, c
     proc = _spawn(root, env, log="first")
     _until(lambda: len(emu.jobs) == 1)
     _kill(proc)
-    assert "job_id" not in Registry(root / "models").get("openai", key)
+    assert "job_id" not in Ledger(root / "models").get("openai", key)
     emu.hang_create = None
     assert _finish(_spawn(root, env, "--wait", log="second")) == 0
     assert emu.create_attempts == 1
@@ -350,7 +351,7 @@ def test_kill_during_wait_then_resume(emu: OpenAIEmulator, env: dict, crash_dir:
     proc = _spawn(root, env, "--wait", "--poll-interval", "0.02", log="first")
     _until(lambda: sum(1 for m, p in emu.requests if p.startswith("/v1/fine_tuning/jobs/ftjob")) >= 3)
     _kill(proc)
-    assert Registry(root / "models").get("openai", key)["status"] == "pending"
+    assert Ledger(root / "models").get("openai", key)["status"] == "pending"
     emu.auto_advance = True
     assert _finish(_spawn(root, env, "--wait", "--poll-interval", "0.02", log="second")) == 0
     assert emu.create_attempts == 1

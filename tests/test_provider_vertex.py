@@ -21,10 +21,13 @@ from emulators.gcs import gcs_emulator, storage_client
 from emulators.vertex_server import VertexEmulator
 from google.oauth2.credentials import Credentials
 
-from ftlib.providers import jobs
-from ftlib.providers.base import ConfigError, JobSpec, JobState, ProviderError
-from ftlib.providers.gemini import LABEL_KEY, VertexProvider
-from ftlib.registry import SUBMITTING, Registry
+from ftlib import targets
+from ftlib.digest import sha256_file
+from ftlib.jobs import hyperparameters
+from ftlib.jobs import submit as jobs
+from ftlib.jobs.ledger import SUBMITTING, Ledger
+from ftlib.jobs.spec import ConfigError, JobSpec, JobState, ProviderError
+from ftlib.targets.gemini.backend import LABEL_KEY, VertexBackend
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +46,7 @@ def no_host_google(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for var in GOOGLE_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    monkeypatch.setattr("ftlib.providers.gemini._gce_metadata.detect_gce_residency_linux", lambda: False)
+    monkeypatch.setattr("ftlib.targets.gemini.backend._gce_metadata.detect_gce_residency_linux", lambda: False)
 
 
 @pytest.fixture
@@ -59,8 +62,8 @@ def gcs() -> Iterator[str]:
         yield url
 
 
-def provider(**options: Any) -> VertexProvider:
-    return VertexProvider({**OPTIONS, **options}, credentials=Credentials(token="test-token"))
+def provider(**options: Any) -> VertexBackend:
+    return VertexBackend({**OPTIONS, **options}, credentials=Credentials(token="test-token"))
 
 
 def make_spec(tmp_path: Path, *, lines: int = 3, **kw: Any) -> JobSpec:
@@ -69,12 +72,12 @@ def make_spec(tmp_path: Path, *, lines: int = 3, **kw: Any) -> JobSpec:
                           {"role": "model", "parts": [{"text": f"a{i}"}]}]} for i in range(lines)]
     train.write_text("".join(json.dumps(r) + "\n" for r in rows))
     fields: dict[str, Any] = {"provider": "gemini", "base_model": "gemini-2.5-flash", "method": "supervised",
-                              "train_file": train, "train_sha256": jobs.sha256_file(train),
+                              "train_file": train, "train_sha256": sha256_file(train),
                               "hyperparameters": {"epoch_count": 2}}
     return JobSpec(**{**fields, **kw})
 
 
-def poll_until_terminal(p: VertexProvider, job_id: str) -> list[str]:
+def poll_until_terminal(p: VertexBackend, job_id: str) -> list[str]:
     states = []
     for _ in range(10):
         status = p.get_job(job_id)
@@ -277,11 +280,14 @@ def test_vertex_specific_hyperparameters_are_checked_before_any_upload(tmp_path:
         p.check_spec(make_spec(tmp_path, hyperparameters={"adapter_size": 3}))
     with pytest.raises(ProviderError, match=r"\['beta'\] are not supported for method supervised"):
         p.check_spec(make_spec(tmp_path, hyperparameters={"beta": 0.1}))
-    with pytest.raises(ValueError, match="epoch_count=0 is out of range"):
-        jobs.check_hyperparameters(p, "supervised", {"epoch_count": 0})
-    with pytest.raises(ValueError, match=r"learning_rate_multiplier=0\.0 is out of range"):
-        jobs.check_hyperparameters(p, "supervised", {"learning_rate_multiplier": 0})
-    assert jobs.check_hyperparameters(p, "dpo", {"beta": 0.1, "adapter_size": 8}) == {"adapter_size": 8, "beta": 0.1}
+    gemini = targets.get("gemini")
+    with pytest.raises(ValueError, match="epoch_count=0: input should be greater than or equal to 1"):
+        hyperparameters.check(gemini, "supervised", {"epoch_count": 0})
+    with pytest.raises(ValueError, match="learning_rate_multiplier=0: input should be greater than 0"):
+        hyperparameters.check(gemini, "supervised", {"learning_rate_multiplier": 0})
+    with pytest.raises(ValueError, match="adapter_size=3"):
+        hyperparameters.check(gemini, "supervised", {"adapter_size": 3})
+    assert hyperparameters.check(gemini, "dpo", {"beta": 0.1, "adapter_size": 8}) == {"adapter_size": 8, "beta": 0.1}
 
 
 # configuration, checked without any network
@@ -295,7 +301,7 @@ def test_api_key_configuration_is_refused_up_front(monkeypatch: pytest.MonkeyPat
         options |= {"project": "proj", "api_key": secret}
     else:
         monkeypatch.setenv(how, secret)
-    p = VertexProvider(options)
+    p = VertexBackend(options)
     with pytest.raises(ConfigError, match="only on Vertex AI since 2025") as err:
         p.check_config()
     assert "GOOGLE_CLOUD_PROJECT" in str(err.value) and "application-default login" in str(err.value)
@@ -307,7 +313,7 @@ def test_api_key_configuration_is_refused_up_front(monkeypatch: pytest.MonkeyPat
 def test_an_api_key_next_to_a_vertex_project_is_not_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "AIza-other")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj")
-    VertexProvider({"gcs_uri": "gs://b/p"}, credentials=Credentials(token="t")).check_config()
+    VertexBackend({"gcs_uri": "gs://b/p"}, credentials=Credentials(token="t")).check_config()
 
 
 @pytest.mark.parametrize(
@@ -327,7 +333,7 @@ def test_check_config_names_what_to_set(monkeypatch: pytest.MonkeyPatch, options
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError, match=message):
-        VertexProvider(options).check_config()
+        VertexBackend(options).check_config()
 
 
 def test_check_config_accepts_project_from_env_and_a_key_file(monkeypatch: pytest.MonkeyPatch,
@@ -337,12 +343,12 @@ def test_check_config_accepts_project_from_env_and_a_key_file(monkeypatch: pytes
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "proj")
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "europe-west4")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
-    p = VertexProvider({"gcs_uri": "gs://b"})
+    p = VertexBackend({"gcs_uri": "gs://b"})
     p.check_config()
     assert (p.project, p.location) == ("proj", "europe-west4")
-    assert VertexProvider({}).location == "europe-west4"
+    assert VertexBackend({}).location == "europe-west4"
     monkeypatch.delenv("GOOGLE_CLOUD_LOCATION")
-    assert VertexProvider({}).location == "us-central1"
+    assert VertexBackend({}).location == "us-central1"
 
 
 # the whole path: jobs.submit_once + wait with this adapter
@@ -350,11 +356,11 @@ def test_check_config_accepts_project_from_env_and_a_key_file(monkeypatch: pytes
 
 def test_submit_once_and_wait_record_the_tuned_endpoint(vertex: VertexEmulator, gcs: str, tmp_path: Path) -> None:
     spec = make_spec(tmp_path)
-    registry = Registry(tmp_path / "models")
+    registry = Ledger(tmp_path / "models")
     p = provider()
     job_id = jobs.submit_once(p, spec, registry)
     assert jobs.submit_once(provider(), spec, registry) == job_id
-    status = jobs.wait(p, job_id, 30, jobs.Poll(0.01, 1.0, 0.01), registry=registry)
+    status = jobs.wait(p, job_id, 30, jobs.Poll(0.01, 1.0, 0.01), ledger=registry)
     assert status.state is JobState.SUCCEEDED
     record = registry.get("gemini", spec.key)
     assert record["model_id"] == status.model_id == vertex.jobs[job_id].body["tunedModel"]["endpoint"]
@@ -366,15 +372,15 @@ SUBMITTER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from google.oauth2.credentials import Credentials
-    from ftlib.providers import jobs
-    from ftlib.providers.base import JobSpec
-    from ftlib.providers.gemini import VertexProvider
-    from ftlib.registry import Registry
+    from ftlib.jobs import submit as jobs
+    from ftlib.jobs.spec import JobSpec
+    from ftlib.targets.gemini.backend import VertexBackend
+    from ftlib.jobs.ledger import Ledger
 
     options, spec, models = json.loads(sys.argv[1])
     spec["train_file"] = Path(spec["train_file"])
-    provider = VertexProvider(options, credentials=Credentials(token="test-token"))
-    print(jobs.submit_once(provider, JobSpec(**spec), Registry(models)))
+    provider = VertexBackend(options, credentials=Credentials(token="test-token"))
+    print(jobs.submit_once(provider, JobSpec(**spec), Ledger(models)))
 """)
 
 
@@ -402,7 +408,7 @@ def test_a_submitter_killed_after_create_leaves_one_job_that_a_rerun_adopts(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    registry = Registry(models)
+    registry = Ledger(models)
     crashed = registry.get("gemini", spec.key)
     assert crashed["status"] == SUBMITTING and not crashed.get("job_id")
 
@@ -410,7 +416,7 @@ def test_a_submitter_killed_after_create_leaves_one_job_that_a_rerun_adopts(
     vertex.release()
     p = provider()
     job_id = jobs.submit_once(p, spec, registry)
-    status = jobs.wait(p, job_id, 30, jobs.Poll(0.01, 1.0, 0.01), registry=registry)
+    status = jobs.wait(p, job_id, 30, jobs.Poll(0.01, 1.0, 0.01), ledger=registry)
 
     assert vertex.label_counts(LABEL_KEY) == {spec.key: 1}
     assert job_id == next(iter(vertex.jobs))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlib.registry import Registry, write_json_atomic
+from ftlib.jobs.ledger import Ledger, write_json_atomic
 
 
 def _record(key: str, provider: str = "openai", **kw) -> dict:
@@ -20,7 +20,7 @@ def _record(key: str, provider: str = "openai", **kw) -> dict:
 
 
 def test_job_file_is_sorted_indented_and_index_regenerated(tmp_path: Path) -> None:
-    reg = Registry(tmp_path / "models")
+    reg = Ledger(tmp_path / "models")
     reg.save(_record("k1", model_id=None))
     path = tmp_path / "models/jobs/openai/k1.json"
     text = path.read_text()
@@ -33,7 +33,7 @@ def test_job_file_is_sorted_indented_and_index_regenerated(tmp_path: Path) -> No
 
 
 def test_same_records_give_byte_identical_files(tmp_path: Path) -> None:
-    a, b = Registry(tmp_path / "a"), Registry(tmp_path / "b")
+    a, b = Ledger(tmp_path / "a"), Ledger(tmp_path / "b")
     for reg, order in ((a, ["k1", "k2"]), (b, ["k2", "k1"])):
         for k in order:
             reg.save(_record(k, provider="gemini" if k == "k2" else "openai", dataset_sha256=k * 32))
@@ -42,14 +42,14 @@ def test_same_records_give_byte_identical_files(tmp_path: Path) -> None:
 
 
 def test_unknown_fields_are_refused_so_secrets_cannot_slip_in(tmp_path: Path) -> None:
-    reg = Registry(tmp_path)
+    reg = Ledger(tmp_path)
     with pytest.raises(ValueError, match="api_key"):
         reg.save(_record("k1", api_key="sk-secret"))
     assert not (tmp_path / "jobs").exists()
 
 
 def test_update_merges_and_index_prefers_highest_attempt(tmp_path: Path) -> None:
-    reg = Registry(tmp_path)
+    reg = Ledger(tmp_path)
     reg.save(_record("k0"))
     reg.save(_record("k1", attempt=1))
     reg.update("openai", "k0", status="succeeded", model_id="ft:m:0")
@@ -61,10 +61,10 @@ def test_update_merges_and_index_prefers_highest_attempt(tmp_path: Path) -> None
 
 
 def test_upload_cache(tmp_path: Path) -> None:
-    reg = Registry(tmp_path)
+    reg = Ledger(tmp_path)
     assert reg.upload_ref("openai", "a" * 64) is None
     reg.record_upload("openai", "a" * 64, "file-1")
-    assert Registry(tmp_path).upload_ref("openai", "a" * 64) == "file-1"
+    assert Ledger(tmp_path).upload_ref("openai", "a" * 64) == "file-1"
     assert reg.upload_ref("gemini", "a" * 64) is None
 
 
@@ -78,11 +78,11 @@ def test_corrupt_file_names_the_path(tmp_path: Path) -> None:
     (tmp_path / "jobs/openai").mkdir(parents=True)
     (tmp_path / "jobs/openai/k.json").write_text("{nope")
     with pytest.raises(ValueError, match=r"k\.json: not valid JSON"):
-        Registry(tmp_path).get("openai", "k")
+        Ledger(tmp_path).get("openai", "k")
 
 
 def _writer(root: str, provider: str, n: int) -> None:
-    reg = Registry(root)
+    reg = Ledger(root)
     for i in range(n):
         reg.save(_record(f"{provider}{i}", provider=provider, dataset_sha256=f"{i:064d}"))
 

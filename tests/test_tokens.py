@@ -12,6 +12,7 @@ import pytest
 import tiktoken
 
 from ftlib import tokens
+from ftlib.targets.openai.models import default_epochs
 from ftlib.records import Attachment, Example, Message, ToolCall
 
 
@@ -133,7 +134,7 @@ def test_claude_and_gemini_counts_are_labelled_estimates():
     (8333, 3), (8334, 2), (12500, 2), (12501, 1), (30000, 1),
 ])
 def test_openai_default_epoch_rule_boundaries(n, epochs):
-    assert tokens.openai_default_epochs(n) == epochs
+    assert default_epochs(n)[0] == epochs
     assert tokens.estimate([10] * n, "openai", "gpt-4o-mini")["n_epochs"] == epochs
 
 

@@ -8,9 +8,11 @@ import zlib
 import orjson
 import pytest
 
-from ftlib import validate
+from ftlib import targets, validate
 from ftlib.records import Attachment, Example, Message, ToolCall
-from ftlib.validate import check_basic, check_dataset, check_example, find_secrets, validate_dataset
+from ftlib.secret_scan import find_secrets
+from ftlib.targets.openai.schema import schema_errors
+from ftlib.validate import check_basic, check_dataset, check_example, validate_dataset
 
 
 def png(w: int = 8, h: int = 8, pad: int = 0) -> bytes:
@@ -51,7 +53,7 @@ def tool_example(**kw) -> Example:
 def test_good_examples_pass_everywhere():
     ex = Example.from_pair("What is 2+2?", "4", system="You are terse.", source="data/a.jsonl:3")
     assert check_basic(ex) == []
-    for provider in validate.PROVIDERS:
+    for provider in targets.names():
         assert [i for i in check_example(ex, provider) if i.severity == "error"] == [], provider
 
 
@@ -220,7 +222,7 @@ def test_schema_accepts_a_good_line_and_reports_a_malformed_one():
 
 def test_line_checks_catch_what_the_schema_misses():
     ex = Example.from_pair("q", "a")
-    assert validate.schema_errors({}, "sft") == []  # the schema accepts {}: code must not
+    assert schema_errors({}, "sft") == []  # the schema accepts {}: code must not
     assert "empty_line" in codes(check_example(ex, "openai", line={}))
     assert "data_type" in codes(check_example(ex, "openai", line=["not", "an", "object"]))
     no_reply = {"messages": [{"role": "user", "content": "q"}]}
@@ -303,7 +305,7 @@ def test_huggingface_is_lenient_but_still_blocks_secrets():
 
 
 def test_unknown_provider_is_refused():
-    with pytest.raises(ValueError, match="unknown provider"):
+    with pytest.raises(ValueError, match="unknown target"):
         check_example(Example.from_pair("q", "a"), "cohere")
 
 

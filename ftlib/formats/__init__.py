@@ -1,66 +1,64 @@
-"""Format registry: every JSONL line shape ftlib reads or writes, keyed by name, plus provider mappings.
+"""Every JSONL line shape ftlib reads or writes, gathered from the targets, keyed by format name.
 
-Adding a format is one module plus one line in FORMATS.
+A format belongs to the target package that writes it; this module only collects them (in detection order)
+and encodes examples for a target. It names no target.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cache
 from typing import Any
 
 import orjson
 
-from ftlib.formats.anthropic import BEDROCK_CLAUDE
 from ftlib.formats.base import Format, FormatError
-from ftlib.formats.gemini import VERTEX_PREFERENCE, VERTEX_SFT
-from ftlib.formats.huggingface import HF_MESSAGES, TRL_PREFERENCE
-from ftlib.formats.openai import OPENAI_CHAT, OPENAI_DPO
 from ftlib.issues import Issue
 from ftlib.records import Example
 
-# Order is detection priority: shapes with distinctive keys first, the plain {"messages": [...]} catch-all last.
-# bedrock-claude needs a top-level "system" string and hf-messages an HF-only marker (object tool arguments,
-# tool results without ids, "image" parts, reasoning_content); any other "messages" line reads as openai-chat,
-# which gives the same Example for the plain text they share.
-FORMATS: dict[str, Format] = {
-    f.name: f
-    for f in (OPENAI_DPO, VERTEX_PREFERENCE, VERTEX_SFT, TRL_PREFERENCE, BEDROCK_CLAUDE, HF_MESSAGES, OPENAI_CHAT)
-}
 
-# Which format each export target writes, per example kind (None: the target cannot hold that kind).
-PROVIDER_FORMATS: dict[str, dict[str, str | None]] = {
-    "openai": {"sft": "openai-chat", "preference": "openai-dpo"},
-    "anthropic": {"sft": "bedrock-claude", "preference": None},
-    "gemini": {"sft": "vertex-sft", "preference": "vertex-preference"},
-    "huggingface": {"sft": "hf-messages", "preference": "trl-preference"},
-}
-PROVIDERS: tuple[str, ...] = tuple(PROVIDER_FORMATS)
+@cache
+def all_formats() -> dict[str, Format]:
+    """name -> format, in detection order (Format.priority: shapes with distinctive keys first, the plain
+    {"messages": [...]} catch-all last)."""
+    from ftlib import targets
+
+    found = {f.name: f for t in targets.all_targets() for f in t.formats.values() if f is not None}
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].priority, kv[0])))
+
+
+def __getattr__(name: str) -> Any:  # FORMATS stays a module attribute, built on first use
+    if name == "FORMATS":
+        return all_formats()
+    raise AttributeError(name)
 
 
 def get(name: str) -> Format:
     try:
-        return FORMATS[name]
+        return all_formats()[name]
     except KeyError:
-        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(FORMATS))}") from None
+        raise KeyError(f"unknown format {name!r}; known: {', '.join(sorted(all_formats()))}") from None
 
 
 def detect(obj: Mapping[str, Any]) -> Format | None:
-    """The first registered format whose detect() accepts this parsed line (order in FORMATS matters)."""
-    for fmt in FORMATS.values():
+    """The first format (by priority) whose detect() accepts this parsed line."""
+    for fmt in all_formats().values():
         if fmt.detect(obj):
             return fmt
     return None
 
 
 def picker(target: str) -> Callable[[str], Format | None]:
-    """Map an example kind to the format that writes it, for a provider name or a format name."""
-    if target in PROVIDER_FORMATS:
-        chosen = {kind: get(name) if name else None for kind, name in PROVIDER_FORMATS[target].items()}
+    """Map an example kind to the format that writes it, for a target name or a format name."""
+    from ftlib import targets
+
+    if target in targets.names():
+        chosen = targets.get(target).formats
         return lambda kind: chosen.get(kind)
     try:
         fmt = get(target)
     except KeyError as e:
-        raise ValueError(f"{e.args[0]}; or a provider: {', '.join(PROVIDERS)}") from None
+        raise ValueError(f"{e.args[0]}; or a target: {', '.join(targets.names())}") from None
     return lambda kind: fmt if kind == fmt.kind else None
 
 
@@ -73,7 +71,7 @@ def encode_lines(examples: Iterable[Example], target: str) -> Iterator[tuple[str
         if fmt is None:
             yield Issue("unsupported_kind", "error",
                         f"{target} cannot hold {ex.kind} examples; skipped. Export them to a target that can "
-                        "(see ftlib.formats.PROVIDER_FORMATS) or drop them first.", ex.id, ex.source)
+                        "(`ftlib targets` lists what each holds) or drop them first.", ex.id, ex.source)
             continue
         try:
             line = fmt.encode(ex)
@@ -86,5 +84,4 @@ def encode_lines(examples: Iterable[Example], target: str) -> Iterator[tuple[str
         yield ex.kind, orjson.dumps(line) + b"\n"
 
 
-__all__ = ["FORMATS", "PROVIDERS", "PROVIDER_FORMATS", "Format", "FormatError", "detect", "encode_lines", "get",
-           "picker"]
+__all__ = ["Format", "FormatError", "all_formats", "detect", "encode_lines", "get", "picker"]

@@ -5,19 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ftlib.errors import FormatError
 from ftlib.records import Example, Kind
 
-
-class FormatError(ValueError):
-    """A line that cannot be decoded, or an example a format cannot express.
-
-    `field` is a dotted path into the line (e.g. "messages[2].role") and the message ends with the fix.
-    """
-
-    def __init__(self, message: str, field: str | None = None, code: str = "bad_record") -> None:
-        super().__init__(message)
-        self.field = field
-        self.code = code
+__all__ = ["Format", "FormatError"]
 
 
 class Format(Protocol):
@@ -25,6 +16,7 @@ class Format(Protocol):
 
     name: str  # registry key, e.g. "openai-chat"
     kind: Kind  # which examples it holds: "sft" or "preference"
+    priority: int  # detection order, lowest first: shapes with distinctive keys before catch-alls
 
     def detect(self, obj: Mapping[str, Any]) -> bool:
         """True when a parsed line looks like this format (used to auto-detect input files)."""

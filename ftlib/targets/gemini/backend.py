@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import google_crc32c
 import httpx
@@ -29,7 +29,7 @@ from google.cloud import storage
 from google.cloud.storage import exceptions as storage_errors
 from google.genai import errors, types
 
-from ftlib.providers.base import ConfigError, JobSpec, JobState, JobStatus, Method, Param, ProviderError
+from ftlib.jobs.spec import ConfigError, JobSpec, JobState, JobStatus, ProviderError
 
 LABEL_KEY = "ftlib_job_key"
 API_KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -58,24 +58,14 @@ _ADAPTER_SIZES = {1: "ADAPTER_SIZE_ONE", 2: "ADAPTER_SIZE_TWO", 4: "ADAPTER_SIZE
 _SDK_FIELDS = {"epoch_count", "learning_rate_multiplier", "adapter_size", "beta"}
 _CHUNK = 1 << 20
 
-_COMMON = (
-    Param("epoch_count", int, 1, 100),
-    Param("learning_rate_multiplier", float, 0.0, 100.0, min_exclusive=True),
-    Param("adapter_size", int, 1, 16),  # 1, 2, 4, 8 or 16 (checked in create_job)
-)
 
 
-class VertexProvider:
+class VertexBackend:
     """Options (params.yaml finetune.gemini): project, location, gcs_uri, tuned_model_display_name, retry_attempts,
     retry_initial_delay, retry_max_delay, retry_jitter, timeout_seconds. `credentials` is for tests and custom auth;
     by default the SDKs use Application Default Credentials."""
 
     name = "gemini"
-    default_base_model = "gemini-2.5-flash"
-    params: ClassVar[dict[Method, tuple[Param, ...]]] = {
-        "supervised": _COMMON,
-        "dpo": (*_COMMON, Param("beta", float, 0.0, 2.0, min_exclusive=True)),
-    }
 
     def __init__(self, options: dict[str, Any] | None = None, *, credentials: Any = None,
                  storage_client: Any = None) -> None:

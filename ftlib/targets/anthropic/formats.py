@@ -38,6 +38,7 @@ def _decode_message(m: Any, path: str) -> Message:
 class BedrockClaude:
     name = NAME
     kind = "sft"
+    priority = 50
 
     def detect(self, obj: Mapping[str, Any]) -> bool:
         return isinstance(obj.get("system"), str) and isinstance(obj.get("messages"), list)

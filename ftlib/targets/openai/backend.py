@@ -1,6 +1,6 @@
 """OpenAI (and Azure OpenAI) fine-tuning through the official SDK: one method per API call, no loops.
 
-Retries on 429/5xx are the SDK's own (max_retries, timeout from options). Submit-once logic lives in jobs.py; this
+Retries on 429/5xx are the SDK's own (max_retries, timeout from options). Submit-once logic lives in ftlib.jobs; this
 module only knows how to tag a job with its key and find it again (job metadata, sha256 in the upload filename).
 """
 
@@ -10,9 +10,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from ftlib.providers.base import ConfigError, JobSpec, JobState, JobStatus, Method, Param, ProviderError
+from ftlib.jobs.spec import ConfigError, JobSpec, JobState, JobStatus, ProviderError
 
 _MB = 1 << 20
 _STATES = {
@@ -23,12 +23,6 @@ _STATES = {
     "failed": JobState.FAILED,
     "cancelled": JobState.CANCELLED,
 }
-_INF = float("inf")
-_COMMON = (
-    Param("n_epochs", int, 1, 50, allow_auto=True),
-    Param("batch_size", int, 1, 256, allow_auto=True),
-    Param("learning_rate_multiplier", float, 0, _INF, min_exclusive=True, allow_auto=True),
-)
 _WIND_DOWN = (
     "OpenAI refused to create the fine-tuning job (403 training_not_available): OpenAI is winding down hosted "
     "fine-tuning; organisations that never fine-tuned lose access first and no new jobs are accepted from 2027-01-06. "
@@ -47,13 +41,8 @@ def map_state(raw: str) -> JobState:
     return _STATES.get(raw, JobState.UNKNOWN)
 
 
-class OpenAIProvider:
+class OpenAIBackend:
     name = "openai"
-    default_base_model = "gpt-4.1-mini-2025-04-14"
-    params: ClassVar[dict[Method, tuple[Param, ...]]] = {
-        "supervised": _COMMON,
-        "dpo": (*_COMMON, Param("beta", float, 0, 2, min_exclusive=True, allow_auto=True)),
-    }
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = dict(options or {})
@@ -118,7 +107,7 @@ class OpenAIProvider:
     def _upload_parts(self, path: Path, name: str, size: int) -> str:
         from rich.progress import Progress
 
-        from ftlib.providers.jobs import stderr_console
+        from ftlib.jobs.submit import stderr_console
 
         up = self.client.uploads.create(bytes=size, filename=name, mime_type="text/jsonl", purpose="fine-tune")
         part_ids = []
@@ -154,8 +143,8 @@ class OpenAIProvider:
             kwargs["validation_file"] = validation_ref
         if spec.suffix:
             kwargs["suffix"] = spec.suffix
-        if spec.options.get("seed") is not None:
-            kwargs["seed"] = int(spec.options["seed"])
+        if spec.seed is not None:
+            kwargs["seed"] = spec.seed
         import openai
 
         # No SDK retries here: a timeout or 5xx after the server stored the job would create a second one on retry.

@@ -262,6 +262,7 @@ def _ids_change(ex: Example, msgs: list[Message]) -> bool:
 class VertexSFT:
     name = "vertex-sft"
     kind = "sft"
+    priority = 30
 
     def detect(self, obj: Mapping[str, Any]) -> bool:
         return isinstance(obj.get("contents"), list)
@@ -299,6 +300,7 @@ def _completion(item: Mapping[str, Any], path: str, linker: CallLinker) -> Messa
 class VertexPreference:
     name = "vertex-preference"
     kind = "preference"
+    priority = 20
 
     def detect(self, obj: Mapping[str, Any]) -> bool:
         return "completions" in obj and "contents" in obj

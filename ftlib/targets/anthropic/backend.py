@@ -18,16 +18,15 @@ from contextlib import contextmanager
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from ftlib.providers.base import ConfigError, JobSpec, JobState, JobStatus, Method, Param, ProviderError
+from ftlib.jobs.spec import ConfigError, JobSpec, JobState, JobStatus, ProviderError
+from ftlib.targets.anthropic.models import HAIKU, HAIKU_EOL
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-west-2"  # the only region where Claude 3 Haiku can be customized
 DEFAULT_MAX_RETRIES = 7  # botocore counts retries after the first attempt
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
-HAIKU_EOL = "2026-09-10"
 MAX_PUT_BYTES = 5 * 1024**3  # single PUT limit; Bedrock training files are far below it
 
 _STATES = {
@@ -50,20 +49,10 @@ _ACCESS = frozenset({"AccessDeniedException", "AccessDenied", "UnrecognizedClien
 _THROTTLED = frozenset({"ThrottlingException", "TooManyRequestsException", "SlowDown", "RequestLimitExceeded"})
 
 
-class BedrockProvider:
+class BedrockBackend:
     """One Bedrock account/region; options are params.yaml `finetune.anthropic` (see check_config for the keys)."""
 
     name = "anthropic"
-    default_base_model = HAIKU
-    params: ClassVar[dict[Method, tuple[Param, ...]]] = {
-        "supervised": (
-            Param("epochCount", int, 1, 10, default=2),
-            Param("batchSize", int, 4, 256, default=32),
-            Param("learningRateMultiplier", float, 0.1, 2.0, default=1.0),
-            Param("earlyStoppingThreshold", float, 0.0, 0.1),
-            Param("earlyStoppingPatience", int, 1, 10),
-        ),
-    }
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         self.options = dict(options or {})

@@ -197,6 +197,7 @@ def _losses(ex: Example) -> list[str]:
 class HFMessages:
     name = "hf-messages"
     kind = "sft"
+    priority = 60
 
     def detect(self, obj: Mapping[str, Any]) -> bool:
         msgs = obj.get("messages")
@@ -232,6 +233,7 @@ def _implicit_prompt(chosen: str, rejected: str) -> int:
 class TRLPreference:
     name = "trl-preference"
     kind = "preference"
+    priority = 40
 
     def detect(self, obj: Mapping[str, Any]) -> bool:
         return "chosen" in obj and "rejected" in obj

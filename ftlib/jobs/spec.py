@@ -1,7 +1,7 @@
-"""The provider plug-in protocol and the shared types every adapter speaks.
+"""The job backend protocol and the shared types every backend speaks (hosted APIs and the local trainer alike).
 
-Adapters implement only their own API calls; the shared work (hyperparameter checks, the job key,
-the ledger, submit-once, waiting) lives in ftlib.providers.jobs so no adapter can get it wrong.
+Backends implement only their own calls; the shared work (hyperparameter checks, the job key, the ledger,
+submit-once, waiting) lives in ftlib.jobs so no backend can get it wrong.
 """
 
 from __future__ import annotations
@@ -10,19 +10,11 @@ import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from ftlib.errors import ConfigError, ProviderError
 from ftlib.records import canonical_json
-
-Method = Literal["supervised", "dpo"]
-
-
-class ProviderError(RuntimeError):
-    """A provider refusal or failure a user can act on; the message names the cause and the fix."""
-
-
-class ConfigError(ProviderError):
-    """Missing or wrong configuration (credentials, endpoint, role, bucket), raised before any upload."""
+from ftlib.targets.base import Method
 
 
 class JobState(StrEnum):
@@ -51,19 +43,6 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
-class Param:
-    """A declared hyperparameter: checked by one generic validator before any network call."""
-
-    name: str
-    type: type  # int | float
-    min: float
-    max: float
-    default: Any = None
-    min_exclusive: bool = False
-    allow_auto: bool = False
-
-
-@dataclass(frozen=True)
 class JobSpec:
     """Everything that decides what a job trains on and how; its key is the submit-once identity."""
 
@@ -78,11 +57,15 @@ class JobSpec:
     attempt: int = 0
     suffix: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # provider settings (role ARN, bucket, ...), not hashed
+    seed: int | None = None  # where the trainer takes one (local): part of the key
+    base_model_revision: str | None = None  # content hash or revision of a local base model: part of the key
 
     @property
     def key(self) -> str:
-        """hash(exported bytes, provider, base model, method, hyperparameters, attempt), 32 hex chars."""
-        ident = {
+        """hash(exported bytes, provider, base model [+ revision], method, hyperparameters, [seed,] attempt)."""
+        extra = {k: v for k, v in (("seed", self.seed), ("base_model_revision", self.base_model_revision))
+                 if v is not None}
+        ident = {**extra,
             "provider": self.provider,
             "base_model": self.base_model,
             "method": self.method,
@@ -94,31 +77,27 @@ class JobSpec:
         return hashlib.sha256(canonical_json(ident)).hexdigest()[:32]
 
 
-class Provider(Protocol):
-    """One fine-tuning backend. Each method is one provider call; none of them loops or waits.
+class Backend(Protocol):
+    """One place that runs fine-tuning jobs. Each method is one call; none of them loops or waits.
 
-    Optional hook (looked up with getattr, so adapters without it still conform):
-    `check_spec(spec: JobSpec) -> None` raises ValueError for provider limits (suffix length, ...) before any upload.
+    Optional hooks (looked up with getattr, so backends without them still conform):
+    `upload(path, sha256, spec) -> str` sends one file (idempotent by sha256) and returns its reference; a backend
+    without it (the local trainer) reads the exported files where they are.
+    `check_spec(spec) -> None` raises ValueError for backend limits (suffix length, ...) before any upload.
     """
 
     name: str
-    params: dict[Method, tuple[Param, ...]]  # declared hyperparameters per method
-    default_base_model: str
 
     def check_config(self) -> None:
         """Raise ConfigError naming the variable to set when credentials/settings are missing. No network."""
         ...
 
-    def upload(self, path: Path, sha256: str, spec: JobSpec) -> str:
-        """Upload one file (idempotent by sha256: reuse an existing upload) and return its reference."""
-        ...
-
     def find_job(self, spec: JobSpec) -> str | None:
-        """The id of a job already created for spec.key at the provider (metadata, name or labels)."""
+        """The id of a job already created for spec.key (provider metadata, job name, labels, a run folder)."""
         ...
 
     def create_job(self, spec: JobSpec, train_ref: str, validation_ref: str | None) -> str:
-        """Create the job, tagged with spec.key, and return its id."""
+        """Start the job, tagged with spec.key, and return its id."""
         ...
 
     def get_job(self, job_id: str) -> JobStatus: ...
@@ -126,3 +105,6 @@ class Provider(Protocol):
     def cancel(self, job_id: str) -> None: ...
 
     def list_jobs(self, limit: int = 20) -> list[JobStatus]: ...
+
+
+__all__ = ["Backend", "ConfigError", "JobSpec", "JobState", "JobStatus", "ProviderError"]

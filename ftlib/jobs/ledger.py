@@ -1,4 +1,4 @@
-"""The job ledger and model registry under models/ (tracked in git, so everything here is deterministic).
+"""The job ledger under models/ and the model registry derived from it (tracked in git, so deterministic).
 
 One JSON file per job key (models/jobs/<provider>/<key>.json) is the source of truth; models/registry.json is a
 view regenerated from those files. Uploads are cached per provider by file sha256 (models/uploads/<provider>.json)
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from filelock import FileLock
 
+from ftlib.jobs.spec import JobState, JobStatus
 from ftlib.jsonfile import write_json_atomic
 
 # Fields a job record may hold; anything else is refused so a credential can never slip in through **fields.
@@ -38,7 +39,7 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"{path}: not valid JSON ({e}); fix or delete the file and re-run") from None
 
 
-class Registry:
+class Ledger:
     """Ledger operations; every write holds one lock so concurrent providers cannot clobber registry.json."""
 
     def __init__(self, root: Path | str = Path("models")) -> None:
@@ -106,6 +107,17 @@ class Registry:
 
     def find_by_job_id(self, provider: str, job_id: str) -> dict[str, Any] | None:
         return next((r for r in self.records(provider) if r.get("job_id") == job_id), None)
+
+    def record_status(self, provider: str, s: JobStatus) -> dict[str, Any] | None:
+        """The one place a polled job state reaches the ledger (wait, `ftlib status`, `ftlib cancel`)."""
+        record = self.find_by_job_id(provider, s.job_id)
+        if record is None:
+            return None
+        fields: dict[str, Any] = {"status": s.state.value if s.state is not JobState.UNKNOWN else s.raw_state}
+        for name in ("model_id", "error", "console_url"):
+            if getattr(s, name):
+                fields[name] = getattr(s, name)
+        return self.update(provider, record["job_key"], **fields)
 
     # upload cache
     def upload_ref(self, provider: str, sha256: str) -> str | None:

@@ -191,6 +191,7 @@ def _tools_into(d: dict[str, Any], ex: Example) -> dict[str, Any]:
 class OpenAIChat:
     name = "openai-chat"
     kind = "sft"
+    priority = 90
 
     def detect(self, obj: Mapping[str, Any]) -> bool:
         return isinstance(obj.get("messages"), list)
@@ -215,6 +216,7 @@ class OpenAIChat:
 class OpenAIDPO:
     name = "openai-dpo"
     kind = "preference"
+    priority = 10
 
     def detect(self, obj: Mapping[str, Any]) -> bool:
         return "preferred_output" in obj and isinstance(obj.get("input"), dict)

@@ -1,4 +1,4 @@
-"""The official OpenAI fine-tuning line schemas (ftlib/schemas/), compiled once, with fix-oriented messages.
+"""The official OpenAI fine-tuning line schemas (schemas/ beside this file), compiled once, with fix-oriented messages.
 
 Messages are built from the schema alone and never quote the line: it may hold secrets or private data.
 """

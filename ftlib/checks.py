@@ -1,0 +1,202 @@
+"""Rules every target shares: the example's basic sanity, likely secrets, tool-call links. Pure functions.
+
+Messages never quote training text: a secret or private data must not leak into a report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+
+import orjson
+
+from ftlib.issues import Issue, Severity
+from ftlib.records import ROLES, Example, Message
+from ftlib.secret_scan import SECRET_NAMES, find_secrets
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Sink:
+    """Collects issues for one example with its id and source filled in."""
+
+    __slots__ = ("ex_id", "issues", "source")
+
+    def __init__(self, ex: Example) -> None:
+        self.ex_id = ex.id
+        self.source = ex.source
+        self.issues: list[Issue] = []
+
+    def add(self, code: str, severity: Severity, fld: str | None, message: str) -> None:
+        self.issues.append(Issue(code, severity, message, self.ex_id, self.source, fld))
+
+    def error(self, code: str, fld: str | None, message: str) -> None:
+        self.add(code, "error", fld, message)
+
+    def warn(self, code: str, fld: str | None, message: str) -> None:
+        self.add(code, "warning", fld, message)
+
+
+def fields(ex: Example) -> Iterator[tuple[str, Message]]:
+    """Every message with the dotted path exporters and users see."""
+    for i, m in enumerate(ex.messages):
+        yield f"messages[{i}]", m
+    if ex.chosen is not None:
+        yield "chosen", ex.chosen
+    if ex.rejected is not None:
+        yield "rejected", ex.rejected
+
+
+def dedupe(issues: list[Issue]) -> list[Issue]:
+    seen: set[tuple[str, str | None]] = set()
+    out = []
+    for i in issues:
+        key = (i.code, i.field)
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out
+
+
+# -- provider-neutral rules --------------------------------------------------------------------------
+def check_secrets(ex: Example, s: Sink) -> None:
+    def scan(fld: str, text: str | None) -> None:
+        for kind in find_secrets(text or ""):
+            s.error("likely_secret", fld,
+                    f"{fld} contains what looks like {SECRET_NAMES[kind]} ({kind}); secrets must never be uploaded: "
+                    "remove it or replace it with a placeholder such as <REDACTED>, and rotate the credential")
+
+    texts: list[tuple[str, str | None]] = []
+    for path, m in fields(ex):
+        texts.append((f"{path}.content", m.content))
+        texts.append((f"{path}.thinking", m.thinking))
+        texts.extend((f"{path}.tool_calls[{j}].arguments", t.arguments) for j, t in enumerate(m.tool_calls))
+        texts.extend((f"{path}.attachments[{j}].uri", a.uri) for j, a in enumerate(m.attachments))
+    if ex.tools:
+        texts.append(("tools", orjson.dumps(list(ex.tools)).decode()))
+    # One scan of the whole example (nearly always clean); only a hit pays for finding the fields.
+    if find_secrets("\n".join(t for _, t in texts if t)):
+        for fld, text in texts:
+            scan(fld, text)
+
+
+def check_basic(ex: Example) -> list[Issue]:
+    """Provider-neutral sanity used by ingest to reject broken lines before they reach the dataset."""
+    s = Sink(ex)
+    basic(ex, s)
+    exportable_everywhere(ex, s)
+    return s.issues
+
+
+def exportable_everywhere(ex: Example, s: Sink) -> None:
+    """Ingest-only structure rules: the canonical dataset must export to every provider, so lines that some
+    provider rejects outright (OpenAI would accept an assistant-first chat; Bedrock and Vertex do not) are
+    rejected at the door, where the user sees file:line, rather than failing one provider's validation later."""
+    turns = [m for m in ex.messages if m.role != "system"]
+    if turns and turns[0].role != "user":
+        s.error("first_message_not_user", f"messages[{ex.messages.index(turns[0])}].role",
+                "the conversation must start with a user message (after an optional system message); "
+                "drop the leading assistant turn or put the user's message first")
+    for i, m in enumerate(ex.messages):
+        if m.role == "tool" and not m.tool_call_id:
+            s.error("tool_message_missing_tool_call_id", f"messages[{i}].tool_call_id",
+                    "a tool message needs tool_call_id naming the assistant tool call it answers; add it")
+
+
+def basic(ex: Example, s: Sink) -> None:
+    if not ex.messages:
+        s.error("missing_messages_list", "messages",
+                "the example has no messages; add the conversation (at least a user and an assistant message)")
+    for path, m in fields(ex):
+        if m.role not in ROLES:
+            hint = " (use 'system' for developer instructions)" if m.role == "developer" else ""
+            s.error("unrecognized_role", f"{path}.role",
+                    f"role {m.role!r} is not one of {', '.join(ROLES)}; change the role{hint}")
+        if (m.role in ("user", "assistant") and not m.content.strip() and not m.tool_calls
+                and not m.attachments):
+            s.error("missing_content", f"{path}.content",
+                    f"the {m.role} message is empty; write its text or remove the message")
+    if ex.kind == "sft":
+        if ex.messages and not any(m.role == "assistant" for m in ex.messages):
+            s.error("example_missing_assistant_message", "messages",
+                    "the conversation has no assistant message, so there is nothing to train on; add the reply")
+        elif ex.messages and ex.messages[-1].role != "assistant":
+            s.error("last_message_not_assistant", f"messages[{len(ex.messages) - 1}]",
+                    "the conversation must end with the assistant reply to train on; drop the trailing "
+                    f"{ex.messages[-1].role} message or add the reply")
+    else:
+        for name, m in (("chosen", ex.chosen), ("rejected", ex.rejected)):
+            if m is None:
+                s.error("incomplete_preference", name,
+                        f"the preference example has no {name} reply; add both a chosen and a rejected reply")
+            elif m.role != "assistant":
+                s.error("preference_reply_not_assistant", f"{name}.role",
+                        f"the {name} reply must be an assistant message, not {m.role!r}")
+        if ex.messages and ex.messages[-1].role == "assistant":
+            s.warn("prompt_ends_with_assistant", f"messages[{len(ex.messages) - 1}]",
+                   "the preference prompt ends with an assistant message; end it with the user turn being answered")
+    check_secrets(ex, s)
+
+
+def check_tools(ex: Example, s: Sink, unanswered: Severity | None) -> None:
+    """Tool definitions, tool-call JSON and call/result links (OpenAI and Vertex share these)."""
+    names: set[str] = set()
+    for i, t in enumerate(ex.tools):
+        fn = t.get("function") if isinstance(t, Mapping) else None
+        name = fn.get("name") if isinstance(fn, Mapping) else None
+        if not isinstance(name, str) or not name:
+            s.error("tool_missing_name", f"tools[{i}].function.name",
+                    'each tool needs {"type": "function", "function": {"name": ...}}; add the function name')
+        elif not TOOL_NAME.match(name):
+            s.error("invalid_tool_name", f"tools[{i}].function.name",
+                    "function names may use only a-z, A-Z, 0-9, _ and -, at most 64 characters; rename the function")
+        else:
+            names.add(name)
+    calls: dict[str, tuple[int, str, str]] = {}  # id -> (message index, function name, path)
+    answered: set[str] = set()
+    for path, m in fields(ex):
+        for j, t in enumerate(m.tool_calls):
+            fld = f"{path}.tool_calls[{j}]"
+            if m.role != "assistant":
+                s.error("tool_call_not_assistant", fld, "only assistant messages can call tools; move the call")
+            if not t.name:
+                s.error("tool_call_missing_name", f"{fld}.name", "the tool call has no function name; add it")
+            elif names and t.name not in names:
+                s.warn("tool_call_unknown_function", f"{fld}.name",
+                       "the called function is not among the example's tools; add its definition to tools")
+            try:
+                args = orjson.loads(t.arguments)
+            except orjson.JSONDecodeError:
+                s.error("invalid_tool_arguments", f"{fld}.arguments",
+                        "tool call arguments must be valid JSON text (an object); fix the JSON")
+            else:
+                if not isinstance(args, dict):
+                    s.error("invalid_tool_arguments", f"{fld}.arguments",
+                            "tool call arguments must be a JSON object; wrap the values in {...}")
+            if not t.id:
+                s.error("tool_call_missing_id", f"{fld}.id", "the tool call has no id; give each call a unique id")
+            elif t.id in calls:
+                s.error("duplicate_tool_call_id", f"{fld}.id", "two tool calls share this id; make ids unique")
+            elif path.startswith("messages["):
+                calls[t.id] = (int(path[9:-1]), t.name, fld)
+        if m.role == "tool":
+            if not m.tool_call_id:
+                s.error("tool_message_missing_tool_call_id", f"{path}.tool_call_id",
+                        "a tool message needs tool_call_id naming the assistant tool call it answers; add it")
+            elif m.tool_call_id not in calls:
+                s.error("tool_call_id_unknown", f"{path}.tool_call_id",
+                        "tool_call_id does not match any earlier assistant tool call; fix the id or the order")
+            else:
+                answered.add(m.tool_call_id)
+                if m.name and m.name != calls[m.tool_call_id][1]:
+                    s.warn("tool_result_name_mismatch", f"{path}.name",
+                           "the tool result names a different function than the call it answers; fix name")
+    if unanswered is None:
+        return
+    last = len(ex.messages) - 1
+    for cid, (mi, _name, fld) in calls.items():
+        if cid not in answered and mi != last:  # a final call teaches the model to call; earlier ones need results
+            s.add("tool_call_unanswered", unanswered, fld,
+                  "this tool call has no tool message with its result; add the result after the call or drop the call")
+
+

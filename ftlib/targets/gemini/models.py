@@ -1,0 +1,37 @@
+"""Gemini on Vertex AI: tunable models (limits, prices) and Vertex's dataset-size rules."""
+
+from __future__ import annotations
+
+from ftlib.limits import ModelSpec, SplitLimits
+
+DEFAULT_BASE_MODEL = "gemini-2.5-flash"
+
+# Gemini on Vertex: 131,072 input+output training tokens per example (Vertex "About supervised fine-tuning
+# for Gemini models", limits table for 2.5 Flash / Flash-Lite; PROVIDERS.md). Longer examples fail.
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("gemini-2.5-flash-lite", 131_072, "error",
+              "Vertex AI supervised tuning limits (Gemini 2.5 Flash-Lite): 131,072 tokens per example",
+              chars_per_token=4.0, exact=False, price_per_million=1.5,
+              price_source="estimate: Vertex AI tuning list price for Gemini 2.5 Flash-Lite not verified offline "
+                           "(assumed USD 1.50 per 1M training tokens, 2026-11); override with prices=",
+              image_rule="gemini", default_epochs=None),
+    ModelSpec("gemini-2.5-flash", 131_072, "error",
+              "Vertex AI supervised tuning limits (Gemini 2.5 Flash): 131,072 tokens per example",
+              chars_per_token=4.0, exact=False, price_per_million=5.0,
+              price_source="estimate: Vertex AI tuning list price for Gemini 2.5 Flash not verified offline "
+                           "(assumed USD 5.00 per 1M training tokens, 2026-11); override with prices=",
+              image_rule="gemini", default_epochs=None),
+    ModelSpec("gemini-2.5-pro", 131_072, "error",
+              "Vertex AI supervised tuning limits (Gemini 2.5 Pro): 131,072 tokens per example",
+              chars_per_token=4.0, exact=False, price_per_million=25.0,
+              price_source="estimate: Vertex AI tuning list price for Gemini 2.5 Pro not verified offline "
+                           "(assumed USD 25 per 1M training tokens, 2026-11); override with prices=",
+              image_rule="gemini", default_epochs=None),
+)
+
+# Vertex AI "About supervised fine-tuning for Gemini models": at most 5,000 validation examples,
+# training file at most 1 GB; Google recommends starting with at least 100 examples.
+DATASET_LIMITS: dict[str, SplitLimits] = {
+    "train": SplitLimits(1, 100, None, "Vertex AI supervised tuning: start with at least 100 examples"),
+    "validation": SplitLimits(None, None, 5_000, "Vertex AI supervised tuning: at most 5,000 validation examples"),
+}

@@ -1,0 +1,15 @@
+"""Open-weight models: no provider limit or price; the trainer's own tokenizer gives exact counts at preflight."""
+
+from __future__ import annotations
+
+from ftlib.limits import ModelSpec, SplitLimits
+
+# Counting for reports before a tokenizer is loaded: tiktoken o200k_base as a proxy (labelled an estimate).
+OPEN_WEIGHT = ModelSpec("open-weight", None, "warning", "no provider limit (your trainer's max_length decides)",
+                        exact=False, price_source="no price: you train on your own hardware", image_rule="none",
+                        default_epochs=3)  # transformers TrainingArguments.num_train_epochs default
+
+DATASET_LIMITS: dict[str, SplitLimits] = {
+    "train": SplitLimits(1, None, None, "open-weight training: no provider minimum"),
+    "validation": SplitLimits(None, None, None, "open-weight training: no provider minimum"),
+}
