@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ftlib import layout
+from ftlib import layout, targets
 from ftlib import params as params_file
 from ftlib.params import configured_providers
 
@@ -33,6 +33,10 @@ def resolve_providers(params: dict[str, Any], providers: list[str] | None) -> li
     configured = configured_providers(params)
     if providers is None:
         return configured
+    known = targets.with_backend()
+    unknown = [p for p in providers if p not in known]
+    if unknown:
+        raise ValueError(f"unknown provider(s) {unknown}; use one of: {', '.join(known)}")
     missing = [p for p in providers if p not in configured]
     if missing:
         raise ValueError(f"provider(s) {missing} have no finetune.<provider> section in params.yaml (and so no "

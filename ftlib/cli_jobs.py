@@ -71,6 +71,8 @@ def finetune(
         "--wait/--no-wait", help="poll until done (Ctrl-C leaves the job running); default: launch.wait in params")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="write the plan/result JSON here")] = None,
+    artifacts: Annotated[Path | None, typer.Option(
+        help="folder for DVC: model.json plus what the job produced (the local adapter)")] = None,
     models_dir: ModelsOpt = layout.MODELS,
     poll_interval: Annotated[float | None, typer.Option(help="first polling interval, seconds")] = None,
     deadline: Annotated[float | None, typer.Option(help="stop waiting after this many seconds")] = None,
@@ -90,7 +92,7 @@ def finetune(
         estimate = layout.report("estimate", targets.get(provider).export_name)
         result = plan_or_submit(export_dir, provider, settings, submit=submit, wait=wait and submit,
                                 models_dir=models_dir, out=out, console=_err(), deadline_s=deadline, poll=poll,
-                                estimate=estimate)
+                                estimate=estimate, artifacts=artifacts)
         job = result.get("job")
         if job:
             _line(Console(), f"{provider} job {job['job_id']}: {job['status']}"

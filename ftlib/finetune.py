@@ -7,6 +7,8 @@ ledger under models/ and neither can start a second paid job for the same inputs
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +142,13 @@ def plan_or_submit(
     deadline_s: float | None = None,
     poll: Poll | None = None,
     estimate: Path | None = None,
+    artifacts: Path | None = None,
 ) -> dict[str, Any]:
     """Without submit: a deterministic plan, nothing spent. With submit: check config, submit once, maybe wait.
 
     `estimate` is the validate stage's estimate file for this export (reused when it matches the bytes).
+    `artifacts` is the folder DVC tracks for the job: model.json (key, model id, status) always, plus what a
+    finished job produced where the backend has files (the local adapter and its loss curve).
     """
     settings = dict(settings or {})
     target = targets.get(provider)
@@ -179,9 +184,28 @@ def plan_or_submit(
         result["seed"] = spec.seed
     if not submit:
         _print_plan(con, result)
+    if artifacts is not None:
+        _write_artifacts(Path(artifacts), backend, spec.key, job)
     if out is not None:
         write_json_atomic(Path(out), result)
     return result
+
+
+def _write_artifacts(folder: Path, backend: Backend, key: str, job: dict[str, Any] | None) -> None:
+    """Built in a temp folder and moved into place whole: never an old adapter beside a new job's model.json."""
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    export = getattr(backend, "export_artifacts", None)
+    if export is not None and job and job.get("status") == "succeeded":
+        export(job["job_id"], tmp)
+    write_json_atomic(tmp / "model.json", {"job_key": key, **(job or {"job_id": None, "model_id": None,
+                                                                       "status": None})})
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _job_view(record: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -270,7 +270,7 @@ def test_cli_exit_codes_and_one_line_errors(emu: OpenAIEmulator, env: dict, expo
     res = runner.invoke(app, ["finetune", str(export), "--provider", "nope", *models])
     assert res.exit_code == 2 and "unknown target 'nope'" in res.output
     res = runner.invoke(app, ["finetune", str(tmp_path / "missing"), "--provider", "openai", *models])
-    assert res.exit_code == 2 and "run `ftlib export`" in res.output
+    assert res.exit_code == 2 and "run `ftlib export --provider openai`" in res.output
     emu.deny_training = True
     res = runner.invoke(app, ["finetune", str(export), "--provider", "openai", "--params", str(_params(tmp_path)),
                               "--submit", *models])

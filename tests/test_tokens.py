@@ -12,8 +12,8 @@ import pytest
 import tiktoken
 
 from ftlib import tokens
-from ftlib.targets.openai.models import default_epochs
 from ftlib.records import Attachment, Example, Message, ToolCall
+from ftlib.targets.openai.models import default_epochs
 
 
 def png(w: int, h: int) -> bytes:

@@ -14,22 +14,22 @@ from typing import Any
 
 import pytest
 
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+os.environ.update(OFFLINE)  # before huggingface_hub reads them at import (importorskip below imports it)
+
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytest.importorskip("trl")
-
-OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
-os.environ.update(OFFLINE)  # before transformers / huggingface_hub read them at import
 
 from tiny_model import build_tiny_model, corpus, preference_examples, sft_examples, write_jsonl  # noqa: E402
 
 from ftlib.targets.huggingface import runner  # noqa: E402
 from ftlib.targets.huggingface.training import (  # noqa: E402
     accelerate_command,
+    latest_checkpoint,
     preflight,
     read_progress,
-    resumable_checkpoint,
     run_training,
 )
 
@@ -175,40 +175,46 @@ def test_dpo_run_writes_adapter_result_and_progress(tiny_model: Path, tmp_path: 
     _assert_run_outputs(run, result, steps=6)
 
 
-def test_runner_killed_mid_training_resumes_from_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
-    steps = 40
-    run = _run_dir(tmp_path, tiny_model, "supervised", max_steps=steps, save_steps=2, per_device_train_batch_size=1)
+def _wait_for(proc: subprocess.Popen[str], ready: Any, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.02)
+
+
+def test_runner_killed_mid_training_resumes_from_checkpoint(tiny_model: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    steps = 20
+    hp = {"max_steps": steps, "save_steps": 2, "per_device_train_batch_size": 1}
+    run = _run_dir(tmp_path, tiny_model, "supervised", **hp)
     proc = _runner(run)
     try:
-        deadline = time.monotonic() + 60
-        while resumable_checkpoint(run / "checkpoints") is None:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no checkpoint within 60 s"
-            time.sleep(0.02)
+        _wait_for(proc, lambda: latest_checkpoint(run / "checkpoints") is not None, "checkpoint")
+        proc.send_signal(signal.SIGSTOP)  # frozen mid-training, lock still held: the kill lands before the end
         assert runner.is_live(run)
         second = _runner(run)  # a second runner on a live run is refused at once
-        out, err = second.communicate(timeout=30)
+        _, err = second.communicate(timeout=60)
         assert second.returncode == runner.EXIT_LOCKED
         assert err.strip() == f"another runner holds {run}"
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not runner.is_live(run)
     assert json.loads((run / "state.json").read_text())["state"] == "running"  # dead, but never told anyone
-    checkpoint = resumable_checkpoint(run / "checkpoints")
+    checkpoint = latest_checkpoint(run / "checkpoints")
     assert checkpoint is not None
     resumed_from = int(checkpoint.name.split("-")[1])
-    assert resumed_from < steps, "training finished before the kill: make it longer"
+    assert resumed_from < steps
     lines_before = len(read_progress(run / "progress.jsonl"))
 
-    done = _runner(run)
-    out, err = done.communicate(timeout=120)
-    assert done.returncode == 0, err
+    capsys.readouterr()
+    assert runner.main([str(run)]) == 0  # the re-run, in-process: saves a second torch import (seconds here)
+    out, err = capsys.readouterr()
     state = json.loads((run / "state.json").read_text())
     assert state["state"] == "succeeded" and state["steps"] == steps
     after = [p for p in read_progress(run / "progress.jsonl")[lines_before:] if "loss" in p]
-    assert after[0]["step"] == resumed_from + 1
     assert [p["step"] for p in after] == list(range(resumed_from + 1, steps + 1))
     assert f"step {steps}/{steps}" in out and "Traceback" not in err
     assert [p.name for p in run.iterdir() if "adapter" in p.name] == ["adapter"]
@@ -217,6 +223,25 @@ def test_runner_killed_mid_training_resumes_from_checkpoint(tiny_model: Path, tm
     assert math.isfinite(state["train_loss"])
     loss_steps = [int(line.split(",")[0]) for line in (run / "loss.csv").read_text().splitlines()[1:]]
     assert loss_steps == list(range(1, steps + 1))  # steps redone after the resume appear once
+
+    # The interrupted run ends with the same adapter bytes as one that was never interrupted.
+    (tmp_path / "straight").mkdir()
+    straight = run_training(_run_dir(tmp_path / "straight", tiny_model, "supervised", **hp))
+    assert straight["adapter_sha256"] == state["adapter_sha256"]
+
+
+def test_runner_sigterm_records_cancelled(tiny_model: Path, tmp_path: Path) -> None:
+    run = _run_dir(tmp_path, tiny_model, "supervised", max_steps=20, per_device_train_batch_size=1, save_steps=50)
+    proc = _runner(run)
+    _wait_for(proc, lambda: bool(read_progress(run / "progress.jsonl")), "progress line")
+    proc.send_signal(signal.SIGSTOP)  # queue the TERM while frozen so it lands mid-training
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert json.loads((run / "state.json").read_text())["state"] == "cancelled"
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (run / "adapter").exists() and not runner.is_live(run)
 
 
 def test_lock_refuses_a_second_runner(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from ftlib.jsonfile import write_json_atomic
 RECORD_FIELDS = frozenset({
     "job_key", "provider", "base_model", "method", "hyperparameters", "suffix", "attempt",
     "dataset_sha256", "validation_sha256", "train_file", "validation_file", "train_ref", "validation_ref",
-    "job_id", "status", "model_id", "error", "console_url",
+    "job_id", "status", "model_id", "error", "console_url", "seed", "base_model_revision", "metrics",
 })
 SUBMITTING = "submitting"  # intent recorded, no job id yet
 SUBMITTED = "submitted"  # job created, state not polled yet
@@ -114,7 +114,7 @@ class Ledger:
         if record is None:
             return None
         fields: dict[str, Any] = {"status": s.state.value if s.state is not JobState.UNKNOWN else s.raw_state}
-        for name in ("model_id", "error", "console_url"):
+        for name in ("model_id", "error", "console_url", "metrics"):
             if getattr(s, name):
                 fields[name] = getattr(s, name)
         return self.update(provider, record["job_key"], **fields)

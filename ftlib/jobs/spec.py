@@ -40,6 +40,8 @@ class JobStatus:
     trained_tokens: int | None = None
     progress: float | None = None  # 0..1 where the provider says
     console_url: str | None = None
+    detail: str | None = None  # progress in words (step, loss, ETA) where the backend knows it
+    metrics: dict[str, Any] | None = None  # final figures the ledger keeps with the model (losses, versions)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Backend(Protocol):
     `upload(path, sha256, spec) -> str` sends one file (idempotent by sha256) and returns its reference; a backend
     without it (the local trainer) reads the exported files where they are.
     `check_spec(spec) -> None` raises ValueError for backend limits (suffix length, ...) before any upload.
+    `resume(job_id) -> bool` restarts a job that died on this machine (the local trainer after kill -9).
+    `export_artifacts(job_id, out_dir) -> None` copies what a finished job produced (an adapter) for DVC to track.
     """
 
     name: str

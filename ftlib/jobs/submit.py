@@ -48,14 +48,14 @@ def submit_once(backend: Backend, spec: JobSpec, ledger: Ledger, *, console: Con
         record = ledger.get(name, key)
         if record and record.get("job_id"):
             say(f"[{name}] job {record['job_id']} already submitted for key {key} (ledger)")
-            return record["job_id"]
+            return _resumed(backend, record["job_id"], say)
 
         base = _record_base(spec)
         job_id = backend.find_job(spec)
         if job_id:
             ledger.update(name, key, **base, job_id=job_id, status=_keep_status(record))
             say(f"[{name}] found existing job {job_id} for key {key} at the provider")
-            return job_id
+            return _resumed(backend, job_id, say)
 
         ledger.update(name, key, **base, status=SUBMITTING)
         train_ref = _upload(backend, spec, ledger, spec.train_file, spec.train_sha256, "train_ref", say)
@@ -74,6 +74,14 @@ def submit_once(backend: Backend, spec: JobSpec, ledger: Ledger, *, console: Con
         return job_id
 
 
+def _resumed(backend: Backend, job_id: str, say: Callable[[str], None]) -> str:
+    """A job that died on this machine (the local trainer after kill -9) continues instead of starting over."""
+    resume = getattr(backend, "resume", None)
+    if resume is not None and resume(job_id):
+        say(f"[{backend.name}] job {job_id} had stopped; resumed from its last checkpoint")
+    return job_id
+
+
 def _record_base(spec: JobSpec) -> dict[str, Any]:
     return {
         "provider": spec.provider, "job_key": spec.key, "base_model": spec.base_model, "method": spec.method,
@@ -82,6 +90,7 @@ def _record_base(spec: JobSpec) -> dict[str, Any]:
         "train_file": spec.train_file.name,
         "validation_file": spec.validation_file.name if spec.validation_file else None,
         "model_id": None, "error": None,
+        **{k: v for k, v in (("seed", spec.seed), ("base_model_revision", spec.base_model_revision)) if v is not None},
     }
 
 
@@ -133,12 +142,16 @@ def wait(
     started = time.monotonic()
     interval = poll.start
     last: tuple[str, str | None] | None = None
+    shown: str | None = None
     try:
         while True:
             status = backend.get_job(job_id)
+            line = _progress_line(backend.name, status)
+            if line != shown:
+                shown = line
+                say(line)
             if (status.raw_state, status.model_id) != last:
                 last = (status.raw_state, status.model_id)
-                say(_progress_line(backend.name, status))
                 if ledger is not None:
                     ledger.record_status(backend.name, status)
             if status.state.terminal:
@@ -162,6 +175,8 @@ def _progress_line(name: str, s: JobStatus) -> str:
     parts = [f"[{name}] job {s.job_id}: {s.raw_state}"]
     if s.progress is not None:
         parts.append(f"{s.progress:.0%}")
+    if s.detail:
+        parts.append(s.detail)
     if s.trained_tokens:
         parts.append(f"{s.trained_tokens} trained tokens")
     if s.model_id:

@@ -79,17 +79,21 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _route_logs(log_path: Path) -> logging.Handler:
-    """Library logs and warnings go to log.txt, not the terminal (datasets/transformers progress bars off too)."""
+def _route_logs(log_path: Path) -> tuple[logging.Handler, int]:
+    """Library logs and warnings go to log.txt, not the terminal (datasets/transformers progress bars off too).
+
+    Returns the handler and the root logger's previous level, to undo it when main() runs inside another program.
+    """
     handler = logging.FileHandler(log_path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    previous = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
     for var in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_TELEMETRY"):
         os.environ.setdefault(var, "1")
-    return handler
+    return handler, previous
 
 
 def _quiet_libraries() -> None:
@@ -118,10 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     if fd is None:
         print(f"another runner holds {run_dir}", file=sys.stderr)
         return EXIT_LOCKED
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    handler = _route_logs(run_dir / LOG_NAME)
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in signals}
+    handler, root_level = _route_logs(run_dir / LOG_NAME)
     log = logging.getLogger("ftlib.runner")
     try:
+        for s in signals:
+            signal.signal(s, _on_signal)
         if main_rank:
             _write_state(run_dir, "running")
         log.info("runner %d started in %s", os.getpid(), run_dir)
@@ -129,13 +136,14 @@ def main(argv: list[str] | None = None) -> int:
 
         _quiet_libraries()
         result = training.run_training(run_dir)
+        for s in signals:  # the adapter is published: a late signal must not turn success into "cancelled"
+            signal.signal(s, signal.SIG_IGN)
         if main_rank:
             _write_state(run_dir, "succeeded", **result)
         log.info("runner succeeded")
         return 0
     except Cancelled as c:
-        # Ignore a second signal while recording the cancellation.
-        for s in previous:
+        for s in signals:  # ignore a second signal while recording the cancellation
             signal.signal(s, signal.SIG_IGN)
         log.info("runner cancelled by %s", c)
         if main_rank:
@@ -152,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
         logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(root_level)
+        logging.captureWarnings(False)
         handler.close()
-        if fd is not None and fd >= 0:
+        if fd >= 0:
             os.close(fd)
 
 

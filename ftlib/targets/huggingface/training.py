@@ -17,6 +17,7 @@ Run directory layout (everything a run writes stays inside it):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -85,8 +86,9 @@ def _safe_error(exc: BaseException, row: Any = None) -> str:
 def _read_rows(path: Path, issues: list[Issue]) -> list[tuple[int, Any]]:
     """(line number, row) for every non-blank line, as `datasets` hands them to TRL when the whole file loads.
 
-    Arrow fills keys a row lacks with nulls; chat templates that test `is defined` see that, so the rows are read
-    through `datasets` exactly like training does. Lines that are not JSON are reported and skipped.
+    `datasets` fills top-level keys a row lacks with nulls (e.g. "tools") and may refuse a file whose types vary
+    between lines; templates can behave differently on that, so rows are read through it exactly like training does.
+    Lines that are not JSON are reported and the raw objects are rendered instead.
     """
     lines: list[tuple[int, Any]] = []
     clean = True
@@ -276,8 +278,11 @@ class ProgressLog(TrainerCallback):
 
     def _open(self) -> io.TextIOWrapper:
         if self._fh is None:
-            needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes(
-            ).endswith(b"\n")
+            needs_newline = False
+            if self.path.exists() and self.path.stat().st_size > 0:
+                with self.path.open("rb") as fh:
+                    fh.seek(-1, os.SEEK_END)
+                    needs_newline = fh.read(1) != b"\n"
             self._fh = self.path.open("a", encoding="utf-8")
             if needs_newline:  # a line cut by kill -9: end it so the next one parses
                 self._fh.write("\n")
@@ -300,11 +305,18 @@ class ProgressLog(TrainerCallback):
             if line.get("epoch") is not None:
                 parts.append(f"epoch {line['epoch']:.2f}")
             for key in ("loss", "eval_loss"):
-                if line.get(key) is not None:
-                    parts.append(f"{key} {line[key]:.4f}")
+                if key in line:
+                    parts.append(f"{key} {line[key]:.4f}" if line[key] is not None else f"{key} nan")
             if line.get("eta_s") is not None:
                 parts.append(f"eta {line['eta_s']:.0f}s")
-            print("  ".join(parts), flush=True)
+            try:
+                print("  ".join(parts), flush=True)
+            except OSError:  # stdout closed (a pipe reader gone): progress.jsonl still has every line
+                self.echo = False
+                with contextlib.suppress(OSError):
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, sys.stdout.fileno())
+                    os.close(devnull)
 
     def _flush_pending(self) -> None:
         if self._pending is not None:
@@ -327,18 +339,16 @@ class ProgressLog(TrainerCallback):
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        loss, eval_loss = _finite(logs.get("loss")), _finite(logs.get("eval_loss"))
-        if loss is None and eval_loss is None:
+        keys = [k for k in ("loss", "eval_loss") if k in logs]
+        if not keys:
             return
         if self._pending is not None and self._pending["step"] == state.global_step:
             line = self._pending
         else:
             self._flush_pending()
             line = self._line(state)
-        if loss is not None:
-            line["loss"] = loss
-        if eval_loss is not None:
-            line["eval_loss"] = eval_loss
+        for key in keys:
+            line[key] = _finite(logs[key])  # a diverged (nan/inf) loss is kept, as null: JSON has no NaN
         self._pending = None
         self._write(line)
 
@@ -389,8 +399,12 @@ def _complete(ckpt: Path) -> bool:
     return True
 
 
-def resumable_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest complete checkpoint; incomplete newer ones are deleted so Trainer's own pick lands on it."""
+def latest_checkpoint(ckpt_dir: Path, prune: bool = False) -> Path | None:
+    """The newest complete checkpoint (read-only by default: a live run may be writing a newer one).
+
+    `prune=True`, only for the process that owns the run, deletes incomplete newer ones so that Trainer's own pick
+    (`resume_from_checkpoint=True` takes the highest number) lands on the complete one.
+    """
     if not ckpt_dir.is_dir():
         return None
     found = sorted(((int(m.group(1)), p) for p in ckpt_dir.iterdir()
@@ -398,22 +412,23 @@ def resumable_checkpoint(ckpt_dir: Path) -> Path | None:
     for _, path in found:
         if _complete(path):
             return path
-        shutil.rmtree(path, ignore_errors=True)
+        if prune:
+            shutil.rmtree(path, ignore_errors=True)
     return None
 
 
 def adapter_sha256(adapter_dir: Path) -> str:
     """sha256 over the sorted (relative path, file sha256) pairs: one id for the whole adapter folder."""
     h = hashlib.sha256()
-    for p in sorted((p for p in adapter_dir.rglob("*") if p.is_file()), key=lambda p: p.relative_to(adapter_dir)
-                    .as_posix()):
-        rel = p.relative_to(adapter_dir).as_posix()
+    for rel, p in sorted((p.relative_to(adapter_dir).as_posix(), p) for p in adapter_dir.rglob("*") if p.is_file()):
         h.update(f"{rel}\0{hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
     return h.hexdigest()
 
 
 def _publish(tmp: Path, final: Path) -> None:
-    """Swap a finished folder into place: readers see the old adapter or the new one, never a mix."""
+    """Swap a finished folder into place: readers see the old adapter or the new one (for an instant, none when one
+    is replaced), never a mix of files; a kill between the renames leaves .adapter-* folders, removed on the next run.
+    """
     if final.exists():
         old = final.with_name(f".{final.name}-old-{os.getpid()}")
         os.replace(final, old)
@@ -472,7 +487,7 @@ def run_training(run_dir: Path) -> dict[str, Any]:
     hp = spec["hyperparameters"]
     ckpt_dir = run_dir / "checkpoints"
     _clean_leftovers(run_dir)
-    resume = resumable_checkpoint(ckpt_dir)
+    resume = latest_checkpoint(ckpt_dir, prune=True)
 
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -509,6 +524,7 @@ def run_training(run_dir: Path) -> dict[str, Any]:
     lora = LoraConfig(r=int(hp["lora_r"]), lora_alpha=int(hp["lora_alpha"]), lora_dropout=float(hp["lora_dropout"]),
                       target_modules="all-linear", task_type="CAUSAL_LM")
     tok = AutoTokenizer.from_pretrained(base_model)
+    tok.init_kwargs.pop("local_files_only", None)  # HF_HUB_OFFLINE would leak into the adapter's tokenizer_config
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
 
