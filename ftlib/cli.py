@@ -130,7 +130,8 @@ def validate_cmd(
 @app.command()
 def inspect(
     path: Annotated[Path, typer.Argument(help="A .jsonl/.csv input, a dataset .parquet or an export folder")],
-    provider: Annotated[str, typer.Option("--provider", "-p", callback=_provider)] = "openai",
+    provider: Annotated[str | None, typer.Option(
+        "--provider", "-p", help="count tokens as this target does (default: the first with exact counts)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Summarise a file: examples, kinds, turns, multimodal and tool use, tokens."""

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ftlib import formats, readers, store, tokens, validate
+from ftlib import formats, readers, store, targets, tokens, validate
 from ftlib import split as splitting
 from ftlib.issues import Issue
 from ftlib.records import Example
@@ -281,8 +281,11 @@ class Dataset:
         the role of this data (train/validation), which changes the dataset-level minimums."""
         return list(validate.check_dataset(iter(self), provider, base_model, split))
 
-    def summary(self, provider: str = "openai", base_model: str | None = None) -> dict[str, Any]:
-        """Counts a user checks before paying for a job. A turn is one assistant reply (a preference pair counts 1)."""
+    def summary(self, provider: str | None = None, base_model: str | None = None) -> dict[str, Any]:
+        """Counts a user checks before paying for a job. A turn is one assistant reply (a preference pair counts 1).
+
+        Tokens are counted as `provider` bills them; by default with the first target whose counts are exact."""
+        provider = provider or targets.exact_counter()
         n = messages = with_attachments = with_tools = 0
         kinds: Counter[str] = Counter()
         turns: list[int] = [0, 0, 0]  # min, max, total

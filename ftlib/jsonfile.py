@@ -21,6 +21,7 @@ def write_json_atomic(path: Path, value: Any) -> None:
     data = _dumps(value)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it private; these are ordinary project files
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

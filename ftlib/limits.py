@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Status = Literal["active", "deprecated", "retired"]
-ImageRule = Literal["tiles", "patches", "gemini", "none"]
+ImageRule = Literal["tiles", "patches", "tiles_768", "none"]  # see tokens.image_tokens
 
 
 @dataclass(frozen=True, slots=True)

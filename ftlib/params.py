@@ -53,7 +53,12 @@ def configured_providers(params: dict[str, Any]) -> list[str]:
     if not isinstance(section, dict):
         raise ValueError("params: `finetune` must be a mapping with one section per provider")
     known = targets.with_backend()
-    return [name for name, value in section.items() if name in known and isinstance(value, dict)]
+    chosen = [name for name, value in section.items() if name in known and isinstance(value, dict)]
+    for name in chosen:
+        if not section[name].get("export"):
+            raise ValueError(f"params: finetune.{name}.export is missing; dvc.yaml's finetune stage needs it: set it "
+                             f"to the export folder the job trains on ({targets.get(name).export_name})")
+    return chosen
 
 
 def export_for(params: dict[str, Any], provider: str) -> str:

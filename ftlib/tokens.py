@@ -34,7 +34,7 @@ PATCH = 32
 PATCH_CAP = 1536
 # Attachment without known pixel size (URI only): price it as a 1024x1024 image, the common case.
 UNKNOWN_IMAGE_SIZE = (1024, 1024)
-GEMINI_IMAGE_TOKENS = 258  # Gemini: an image up to 384px is 258 tokens; larger ones are tiled at 258 per 768px tile
+TILE_768_TOKENS = 258  # Gemini's rule: an image up to 384px is 258 tokens; larger ones 258 per 768px tile
 
 _ENCODERS: dict[str, tiktoken.Encoding] = {}
 
@@ -116,10 +116,10 @@ def image_tokens(att: Attachment, spec: ModelSpec) -> int:
     """Tokens of one image for this model; URI-only images are priced as a 1024x1024 image (documented guess)."""
     size = image_size(att.data) if att.data is not None else None
     w, h = size or UNKNOWN_IMAGE_SIZE
-    if spec.image_rule == "gemini":
+    if spec.image_rule == "tiles_768":
         if w <= 384 and h <= 384:
-            return GEMINI_IMAGE_TOKENS
-        return GEMINI_IMAGE_TOKENS * math.ceil(w / 768) * math.ceil(h / 768)
+            return TILE_768_TOKENS
+        return TILE_768_TOKENS * math.ceil(w / 768) * math.ceil(h / 768)
     if spec.image_rule == "patches":
         return _patch_tokens(w, h, spec.image_tile)
     if att.detail == "low":

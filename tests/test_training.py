@@ -25,8 +25,8 @@ pytest.importorskip("trl")
 from tiny_model import build_tiny_model, corpus, preference_examples, sft_examples, write_jsonl  # noqa: E402
 
 from ftlib.targets.huggingface import runner  # noqa: E402
+from ftlib.targets.huggingface.local import training_command  # noqa: E402
 from ftlib.targets.huggingface.training import (  # noqa: E402
-    accelerate_command,
     latest_checkpoint,
     preflight,
     read_progress,
@@ -272,12 +272,11 @@ def test_runner_failure_is_one_line_with_traceback_in_log(tmp_path: Path, capsys
     assert not runner.is_live(run)
 
 
-def test_accelerate_command() -> None:
+def test_training_command() -> None:
     run = Path("/runs/r1")
-    assert accelerate_command(run, 4, python="/venv/bin/python") == [
+    assert training_command(run, 4, python="/venv/bin/python") == [
         "/venv/bin/python", "-m", "accelerate.commands.launch", "--num_processes", "4", "--multi_gpu",
         "-m", "ftlib.targets.huggingface.runner", "/runs/r1"]
-    one = accelerate_command(run, 1, python="py")
-    assert "--multi_gpu" not in one and one[one.index("--num_processes") + 1] == "1"
+    assert training_command(run, 1, python="py") == ["py", "-m", "ftlib.targets.huggingface.runner", "/runs/r1"]
     with pytest.raises(ValueError):
-        accelerate_command(run, 0)
+        training_command(run, 0)

@@ -86,6 +86,8 @@ class Backend(Protocol):
     `upload(path, sha256, spec) -> str` sends one file (idempotent by sha256) and returns its reference; a backend
     without it (the local trainer) reads the exported files where they are.
     `check_spec(spec) -> None` raises ValueError for backend limits (suffix length, ...) before any upload.
+    `check_data(spec) -> None` raises ProviderError for data the backend would refuse, before anything is recorded
+    (the local trainer renders every example with the model's chat template).
     `resume(job_id) -> bool` restarts a job that died on this machine (the local trainer after kill -9).
     `export_artifacts(job_id, out_dir) -> None` copies what a finished job produced (an adapter) for DVC to track.
     """

@@ -42,6 +42,12 @@ def all_targets() -> tuple[Target, ...]:
     return tuple(_discovered().values())
 
 
+def exact_counter() -> str:
+    """The first target whose default model has exact token counts: the neutral default for summaries."""
+    return next((t.name for t in all_targets() if (spec := t.model_spec(None)) is not None and spec.exact),
+                names()[0])
+
+
 def with_backend() -> tuple[str, ...]:
     """Targets that can run a fine-tuning job (the others are export-only)."""
     return tuple(t.name for t in all_targets() if t.backend)

@@ -14,19 +14,19 @@ MODELS: tuple[ModelSpec, ...] = (
               chars_per_token=4.0, exact=False, price_per_million=1.5,
               price_source="estimate: Vertex AI tuning list price for Gemini 2.5 Flash-Lite not verified offline "
                            "(assumed USD 1.50 per 1M training tokens, 2026-11); override with prices=",
-              image_rule="gemini", default_epochs=None),
+              image_rule="tiles_768", default_epochs=None),
     ModelSpec("gemini-2.5-flash", 131_072, "error",
               "Vertex AI supervised tuning limits (Gemini 2.5 Flash): 131,072 tokens per example",
               chars_per_token=4.0, exact=False, price_per_million=5.0,
               price_source="estimate: Vertex AI tuning list price for Gemini 2.5 Flash not verified offline "
                            "(assumed USD 5.00 per 1M training tokens, 2026-11); override with prices=",
-              image_rule="gemini", default_epochs=None),
+              image_rule="tiles_768", default_epochs=None),
     ModelSpec("gemini-2.5-pro", 131_072, "error",
               "Vertex AI supervised tuning limits (Gemini 2.5 Pro): 131,072 tokens per example",
               chars_per_token=4.0, exact=False, price_per_million=25.0,
               price_source="estimate: Vertex AI tuning list price for Gemini 2.5 Pro not verified offline "
                            "(assumed USD 25 per 1M training tokens, 2026-11); override with prices=",
-              image_rule="gemini", default_epochs=None),
+              image_rule="tiles_768", default_epochs=None),
 )
 
 # Vertex AI "About supervised fine-tuning for Gemini models": at most 5,000 validation examples,

@@ -77,8 +77,7 @@ class LocalBackend:
         return spec.key if (self.run_dir(spec.key) / "spec.json").is_file() else None
 
     def create_job(self, spec: JobSpec, train_ref: str, validation_ref: str | None) -> str:
-        """Check every example with the model's own chat template and tokenizer, then start the trainer."""
-        self._preflight(spec)
+        """Copy the exact bytes into the run folder, then start the trainer (check_data ran just before)."""
         run = self.run_dir(spec.key)
         data = run / "data"
         data.mkdir(parents=True, exist_ok=True)
@@ -103,7 +102,11 @@ class LocalBackend:
         self._start(run)
         return True
 
-    def _preflight(self, spec: JobSpec) -> None:
+    def check_data(self, spec: JobSpec) -> None:
+        """Render every example with the base model's chat template, check the assistant-only loss mask, count
+        tokens with its tokenizer; refuse on errors, with file:line, before anything is started."""
+        for var in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_TELEMETRY"):
+            os.environ.setdefault(var, "1")  # this command's output is ftlib's lines, not library progress bars
         from ftlib.targets.huggingface import training  # heavy: loads the tokenizer
 
         files = [spec.train_file] + ([spec.validation_file] if spec.validation_file else [])
@@ -121,10 +124,13 @@ class LocalBackend:
     def _start(self, run: Path) -> None:
         """A detached trainer: it outlives this command, like a hosted job outlives the API call."""
         cmd = training_command(run, self.num_processes)
+        now = f"{time.time():.0f}"
+        state = _read(run / runner.STATE_NAME) or {}
+        # "starting" until the runner holds the lock: not mistaken for the dead runner of a run being resumed
+        write_json_atomic(run / runner.STATE_NAME, {**state, "state": "starting", "started": now})
         with open(run / "runner.out", "ab") as out:
             subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                              start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        (run / "started").write_text(f"{time.time():.0f}\n")
 
     # status
     def get_job(self, job_id: str) -> JobStatus:
@@ -137,8 +143,7 @@ class LocalBackend:
         live = runner.is_live(run)
         progress = _last_progress(run)
         if raw in ("running", "starting") and not live:
-            started = float(((run / "started").read_text() if (run / "started").exists() else "0").strip() or 0)
-            if raw == "running" or time.time() - started > STARTUP_GRACE_S:
+            if raw == "running" or time.time() - float(state.get("started") or 0) > STARTUP_GRACE_S:
                 step = progress.get("step")
                 return JobStatus(job_id, JobState.FAILED, "interrupted", error=(
                     f"the training process stopped{f' at step {step}' if step else ''} (killed or the machine "
@@ -215,15 +220,21 @@ def _lock_pid(run: Path) -> int | None:
 
 
 def _last_progress(run: Path) -> dict[str, Any]:
-    """The newest progress line (the runner appends one per logged step)."""
+    """The newest progress (the runner appends one line per logged step, and one per evaluation)."""
     path = run / "progress.jsonl"
     try:
         with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - 4096))
+            fh.seek(max(0, path.stat().st_size - 8192))
             lines = [ln for ln in fh.read().splitlines() if ln.strip()]
-        return orjson.loads(lines[-1]) if lines else {}
-    except (FileNotFoundError, orjson.JSONDecodeError):
+    except FileNotFoundError:
         return {}
+    merged: dict[str, Any] = {}
+    for line in lines[-5:]:
+        try:
+            merged.update({k: v for k, v in orjson.loads(line).items() if v is not None})
+        except orjson.JSONDecodeError:  # the first line of the window may be cut
+            continue
+    return merged
 
 
 def _detail(p: dict[str, Any]) -> str | None:

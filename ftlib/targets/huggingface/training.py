@@ -578,14 +578,3 @@ def run_training(run_dir: Path) -> dict[str, Any]:
     }
     write_json_atomic(run_dir / "result.json", result)
     return result
-
-
-def accelerate_command(run_dir: Path, num_processes: int, python: str = sys.executable) -> list[str]:
-    """`accelerate launch` of the runner for several GPUs; run through `python -m` so it uses that interpreter's
-    accelerate (the `accelerate` script may not be on PATH)."""
-    if num_processes < 1:
-        raise ValueError("num_processes must be at least 1")
-    cmd = [python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
-    if num_processes > 1:
-        cmd.append("--multi_gpu")
-    return [*cmd, "-m", "ftlib.targets.huggingface.runner", str(run_dir)]
