@@ -19,7 +19,7 @@ TIKTOKEN_DIR := $(CURDIR)/tests/data/tiktoken
 $(BIN)/ftlib: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,train]"
 	touch $@
 
 setup: $(BIN)/ftlib
