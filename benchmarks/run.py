@@ -1,123 +1,149 @@
-"""Measure throughput and peak memory of the pipeline against the naive in-memory baseline.
+"""ftlib against the public tools on the same job, both in one run; prints the speed and memory ratios.
 
-    python benchmarks/run.py 10000 100000 1000000 [--skip-naive-above N]
+    python benchmarks/run.py 100000 [1000000 ...] [--no-tools] [--keep]
 
-Each step runs as its own process (as under `dvc repro`): wall time, and peak memory as the PSS of the step's whole
-process tree (its worker processes included), sampled every 50 ms.
-Results are appended to benchmarks/out/results.jsonl and printed as a markdown table.
+The job: N synthetic OpenAI chat examples (benchmarks/generate.py) -> load, validate, seeded 75/25 split, export
+train and validation JSONL for OpenAI, Claude/Bedrock and Gemini, and OpenAI token counts with billed tokens and
+epochs for the train file.
+
+- Public tools (benchmarks/public_tools.py, in their own venv benchmarks/out/tools-venv, created here with
+  `pip install ractogateway tiktoken numpy`): the seed library ractogateway's RactoDataset for load, validate,
+  split and export, then the token counting of OpenAI's cookbook data-prep guide (tiktoken o200k_base).
+- ftlib: every data stage of dvc.yaml (ingest, split, export@P, validate@P for the three providers), each as
+  its own shell process in a work folder laid out like the project, as `dvc repro` runs them.
+
+Time is wall-clock seconds (ftlib: the sum of its stages, which DVC runs one after another); memory is the peak PSS
+of the whole process tree (worker processes included), sampled every 20 ms. Each run appends a JSON line to
+benchmarks/out/results.jsonl. This is a script, not a test: nothing here runs in the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import psutil
+from stages import measure, run_stages
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 OUT = HERE / "out"
-PROVIDERS = ("openai", "anthropic", "gemini")
+TOOLS_VENV = OUT / "tools-venv"
+TOOLS_PACKAGES = ("ractogateway", "tiktoken", "numpy")  # numpy: the cookbook guide imports it for its statistics
 
 
-def tree_pss_mb(proc: psutil.Process) -> float:
-    """Proportional set size of a process and all its descendants (forked workers share pages: PSS counts a
-    shared page once in total, where summing RSS would count it once per process)."""
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += p.memory_full_info().pss
-    return total / 2**20
+def bench_env() -> dict[str, str]:
+    env = {**os.environ, "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "HF_HUB_OFFLINE": "1"}
+    env.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / "tests" / "data" / "tiktoken"))  # o200k_base, offline
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # this venv's `ftlib`
+    return env
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
-    """Wall seconds and peak memory (MB, PSS of the whole process tree, sampled every 50 ms) of one command."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ps = psutil.Process(proc.pid)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, tree_pss_mb(ps))
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - start
-    if proc.returncode not in (0, 1):  # validate exits 1 on data errors, which is a result
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-    return elapsed, round(peak)
+def tools_python() -> Path:
+    """The public tools' own venv (never ftlib's: their dependencies must not leak into either side)."""
+    python = TOOLS_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(TOOLS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *TOOLS_PACKAGES], check=True)
+    return python
 
 
-def pipeline_steps(src: Path, work: Path) -> list[tuple[str, list[str]]]:
-    ftlib = [sys.executable, "-m", "ftlib"]
-    steps = [
-        ("ingest", [*ftlib, "ingest", str(src), "--out", str(work / "dataset.parquet"),
-                    "--report", str(work / "ingest.json")]),
-        ("split", [*ftlib, "split", str(work / "dataset.parquet"), "--out", str(work / "splits"), "--seed", "42",
-                   "--group-by", "group"]),
-    ]
-    for p in PROVIDERS:
-        steps.append((f"export {p}", [*ftlib, "export", str(work / "splits"), "--provider", p,
-                                      "--out", str(work / "export" / p), "--report", str(work / f"export-{p}.json")]))
-    for p in PROVIDERS:
-        steps.append((f"validate {p}", [*ftlib, "validate", str(work / "export" / p), "--provider", p,
-                                        "--report", str(work / f"validation-{p}.json"),
-                                        "--estimate", str(work / f"estimate-{p}.json")]))
-    return steps
+def tools_versions(python: Path) -> dict[str, str]:
+    code = ("import importlib.metadata as m, json; "
+            f"print(json.dumps({{p: m.version(p) for p in {list(TOOLS_PACKAGES)!r}}}))")
+    return json.loads(subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True).stdout)
 
 
-def run(n: int, naive: bool) -> dict:
-    env = {**os.environ, "DO_NOT_TRACK": "1"}
-    env.setdefault("TIKTOKEN_CACHE_DIR", str(HERE.parent / "tests" / "data" / "tiktoken"))
+def source_file(n: int) -> Path:
     src = OUT / f"chat-{n}.jsonl"
     if not src.exists():
         subprocess.run([sys.executable, str(HERE / "generate.py"), str(n), str(src)], check=True)
-    work = OUT / f"work-{n}"
+    return src
+
+
+def run_ftlib(src: Path, work: Path, env: dict[str, str]) -> dict:
     shutil.rmtree(work, ignore_errors=True)
-    result: dict = {"n": n, "steps": {}, "machine": f"{platform.machine()} {os.cpu_count()} cores"}
-    for name, cmd in pipeline_steps(src, work):
-        secs, mem = measure(cmd, env)
-        result["steps"][name] = {"seconds": round(secs, 2), "peak_mb": mem}
-        print(f"  n={n} {name}: {secs:.1f}s, {mem} MB", file=sys.stderr)
-    result["pipeline_seconds"] = round(sum(s["seconds"] for s in result["steps"].values()), 2)
-    result["pipeline_peak_mb"] = max(s["peak_mb"] for s in result["steps"].values())
-    if naive:
-        secs, mem = measure([sys.executable, str(HERE / "naive.py"), str(src), str(OUT / f"naive-{n}")], env)
-        result["naive_seconds"], result["naive_peak_mb"] = round(secs, 2), mem
-        result["speedup"] = round(secs / result["pipeline_seconds"], 2)
-        secs, mem = measure([sys.executable, str(HERE / "naive.py"), str(src), str(OUT / f"naive-{n}"),
-                             "--fast-schema"], env)
-        result["naive_fast_schema_seconds"], result["naive_fast_schema_peak_mb"] = round(secs, 2), mem
-        result["speedup_vs_fast_schema"] = round(secs / result["pipeline_seconds"], 2)
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(OUT / f"naive-{n}", ignore_errors=True)
-    return result
+    (work / "data").mkdir(parents=True)
+    os.link(src, work / "data" / src.name)  # the stages read data/ as under dvc repro
+    steps = run_stages(ROOT, work, env)
+    estimate = orjson.loads((work / "reports" / "estimate" / "openai.json").read_bytes())
+    return {"steps": steps, "seconds": round(sum(s["seconds"] for s in steps.values()), 2),
+            "peak_mb": max(s["peak_mb"] for s in steps.values()),
+            "train_tokens": next(iter(estimate.values()))["tokens"]["total"]}
+
+
+def run_tools(python: Path, src: Path, out: Path, env: dict[str, str], tokens: bool = True) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(python), "-P", str(HERE / "public_tools.py"), str(src), str(out), *([] if tokens else ["--no-tokens"])]
+    secs, mem, stdout = measure(cmd, env)
+    return {"seconds": round(secs, 2), "peak_mb": mem, "result": json.loads(stdout)}
+
+
+def machine() -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sizes", nargs="+", type=int)
-    ap.add_argument("--skip-naive-above", type=int, default=10**9)
+    ap.add_argument("--no-tools", action="store_true", help="ftlib only (quick profiling runs)")
+    ap.add_argument("--tools-without-tokens", action="store_true",
+                    help="also time the public tools without the cookbook's token counting")
+    ap.add_argument("--keep", action="store_true", help="keep the work folders under benchmarks/out/")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    env = bench_env()
+    python = None if args.no_tools else tools_python()
+    versions = tools_versions(python) if python else {}
     rows = []
     for n in args.sizes:
-        r = run(n, naive=n <= args.skip_naive_above)
-        rows.append(r)
+        src = source_file(n)
+        print(f"n={n:,}", flush=True)
+        row: dict = {"n": n, "date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": machine(),
+                     "workers": env.get("FTLIB_WORKERS", "default"), "tools_versions": versions}
+        print("  ftlib stages:", flush=True)
+        work = OUT / f"work-{n}"
+        row["ftlib"] = run_ftlib(src, work, env)
+        print(f"  ftlib: {row['ftlib']['seconds']} s, {row['ftlib']['peak_mb']} MB", flush=True)
+        if python:
+            tools_out = OUT / f"tools-{n}"
+            row["tools"] = run_tools(python, src, tools_out, env)
+            print(f"  public tools: {row['tools']['seconds']} s, {row['tools']['peak_mb']} MB", flush=True)
+            if args.tools_without_tokens:
+                row["tools_no_tokens"] = run_tools(python, src, tools_out, env, tokens=False)
+                print(f"  public tools without token counts: {row['tools_no_tokens']['seconds']} s, "
+                      f"{row['tools_no_tokens']['peak_mb']} MB", flush=True)
+            row["speedup"] = round(row["tools"]["seconds"] / row["ftlib"]["seconds"], 2)
+            if not args.keep:
+                shutil.rmtree(tools_out, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        rows.append(row)
         with (OUT / "results.jsonl").open("ab") as fh:
-            fh.write(orjson.dumps(r) + b"\n")
-    print("| examples | pipeline s | examples/s | peak MB (PSS) | naive s (MB) | speed-up | naive, fast schema s (MB) |"
+            fh.write(orjson.dumps(row) + b"\n")
+    print(f"\nMachine: {rows[0]['machine']}; public tools: "
+          f"{', '.join(f'{k} {v}' for k, v in versions.items()) or 'not run'}\n")
+    print("| examples | public tools s | public tools peak MB | ftlib s | ftlib peak MB | ftlib examples/s |"
           " speed-up |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['pipeline_seconds']} | {r['n'] / r['pipeline_seconds']:,.0f} | "
-              f"{r['pipeline_peak_mb']} | {r.get('naive_seconds', '-')} ({r.get('naive_peak_mb', '-')}) | "
-              f"{r.get('speedup', '-')} | {r.get('naive_fast_schema_seconds', '-')} "
-              f"({r.get('naive_fast_schema_peak_mb', '-')}) | {r.get('speedup_vs_fast_schema', '-')} |")
+        t = r.get("tools", {})
+        print(f"| {r['n']:,} | {t.get('seconds', '-')} | {t.get('peak_mb', '-')} | {r['ftlib']['seconds']} | "
+              f"{r['ftlib']['peak_mb']} | {r['n'] / r['ftlib']['seconds']:,.0f} | "
+              f"{str(r['speedup']) + 'x' if 'speedup' in r else '-'} |")
+    for r in rows:
+        print(f"\nftlib stages at {r['n']:,}: " + ", ".join(
+            f"{k} {v['seconds']} s ({v['peak_mb']} MB)" for k, v in r["ftlib"]["steps"].items()))
 
 
 if __name__ == "__main__":
