@@ -6,7 +6,7 @@
    (Chat_finetuning_data_prep): load the exported OpenAI train file, its format checks, its per-example token
    counts with tiktoken o200k_base, the distribution, the default-epoch rule and the billed tokens.
 
-    tools-venv/bin/python -P benchmarks/public_tools.py INPUT.jsonl OUT_DIR [--train-ratio 0.75] [--seed 42] [--no-tokens]
+    tools-venv/bin/python -P benchmarks/public_tools.py INPUT.jsonl OUT_DIR [--train-ratio R] [--seed S] [--no-tokens]
 
 Prints one JSON line with counts (so run.py can check both sides did the same job). This file imports only what
 the tools' venv has: the tools themselves, numpy (the guide's import) and the standard library.
