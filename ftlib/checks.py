@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import orjson
 
 from ftlib.issues import Issue, Severity
-from ftlib.records import ROLES, Example, Message
-from ftlib.secret_scan import SECRET_NAMES, find_secrets
+from ftlib.records import ROLES, Attachment, Example, Message
+from ftlib.secret_scan import SECRET_NAMES, find_secrets, redact
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -59,25 +60,98 @@ def dedupe(issues: list[Issue]) -> list[Issue]:
 
 
 # -- provider-neutral rules --------------------------------------------------------------------------
-def check_secrets(ex: Example, s: Sink) -> None:
-    def scan(fld: str, text: str | None) -> None:
-        for kind in find_secrets(text or ""):
-            s.error("likely_secret", fld,
-                    f"{fld} contains what looks like {SECRET_NAMES[kind]} ({kind}); secrets must never be uploaded: "
-                    "remove it or replace it with a placeholder such as <REDACTED>, and rotate the credential")
+_SECRET_FIX = ("secrets must never be uploaded: remove it or replace it with a placeholder such as <REDACTED>, and "
+               "rotate the credential")
 
-    texts: list[tuple[str, str | None]] = []
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(dotted path, text) of every string in a JSON value, dict keys included; iterative, so nesting depth
+    cannot blow the stack."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        at, v = stack.pop()
+        if isinstance(v, str):
+            yield at, v
+        elif isinstance(v, Mapping):
+            for k, item in v.items():
+                key = str(k)
+                yield f"{at}.<key>", key
+                stack.append((f"{at}.{key}" if key.isidentifier() else f"{at}[{key!r}]", item))
+        elif isinstance(v, list | tuple):
+            stack.extend((f"{at}[{i}]", item) for i, item in enumerate(v))
+
+
+def _text_attachment(a: Attachment) -> str | None:
+    if a.data is not None and (a.mime_type.startswith("text/") or a.mime_type.endswith(("json", "xml", "yaml"))):
+        return a.data.decode("utf-8", "replace")
+    return None
+
+
+def secret_fields(ex: Example) -> Iterator[tuple[str, str]]:
+    """(field path, text) of every string an example carries: what training or an upload could ever contain."""
     for path, m in fields(ex):
-        texts.append((f"{path}.content", m.content))
-        texts.append((f"{path}.thinking", m.thinking))
-        texts.extend((f"{path}.tool_calls[{j}].arguments", t.arguments) for j, t in enumerate(m.tool_calls))
-        texts.extend((f"{path}.attachments[{j}].uri", a.uri) for j, a in enumerate(m.attachments))
-    if ex.tools:
-        texts.append(("tools", orjson.dumps(list(ex.tools)).decode()))
-    # One scan of the whole example (nearly always clean); only a hit pays for finding the fields.
-    if find_secrets("\n".join(t for _, t in texts if t)):
-        for fld, text in texts:
-            scan(fld, text)
+        yield f"{path}.content", m.content
+        if m.thinking:
+            yield f"{path}.thinking", m.thinking
+        if m.name:
+            yield f"{path}.name", m.name
+        if m.tool_call_id:
+            yield f"{path}.tool_call_id", m.tool_call_id
+        for j, t in enumerate(m.tool_calls):
+            yield f"{path}.tool_calls[{j}].id", t.id
+            yield f"{path}.tool_calls[{j}].name", t.name
+            yield f"{path}.tool_calls[{j}].arguments", t.arguments
+        for j, a in enumerate(m.attachments):
+            if a.uri:
+                yield f"{path}.attachments[{j}].uri", a.uri
+            text = _text_attachment(a)
+            if text:
+                yield f"{path}.attachments[{j}].data", text
+    for i, tool in enumerate(ex.tools):
+        yield from _leaves(tool, f"tools[{i}]")
+    if ex.metadata:
+        yield from _leaves(ex.metadata, "metadata")
+    if ex.group:
+        yield "group", ex.group
+
+
+def _all_text(ex: Example) -> str:
+    """Every string of the example joined: the one scan nearly every (clean) example gets."""
+    parts: list[str] = []
+    add = parts.append
+    for m in ex.all_messages():
+        add(m.content)
+        if m.thinking:
+            add(m.thinking)
+        if m.name:
+            add(m.name)
+        if m.tool_call_id:
+            add(m.tool_call_id)
+        for t in m.tool_calls:
+            add(t.id)
+            add(t.name)
+            add(t.arguments)
+        for a in m.attachments:
+            if a.uri:
+                add(a.uri)
+            text = _text_attachment(a)
+            if text:
+                add(text)
+    if ex.tools or ex.metadata:
+        parts.extend(t for _, t in _leaves([ex.tools, ex.metadata], ""))
+    if ex.group:
+        add(ex.group)
+    return "\n".join(parts)
+
+
+def check_secrets(ex: Example, s: Sink) -> None:
+    """Likely secrets in any string of the example: content, names, ids, tool definitions, metadata, group."""
+    if not find_secrets(_all_text(ex)):  # nearly always: one scan, no field paths built
+        return
+    for fld, text in secret_fields(ex):
+        for kind in find_secrets(text):
+            s.error("likely_secret", redact(fld),
+                    f"{redact(fld)} contains what looks like {SECRET_NAMES[kind]} ({kind}); {_SECRET_FIX}")
 
 
 def check_basic(ex: Example) -> list[Issue]:
