@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,4 +178,15 @@ def test_dvc_repro_and_the_prefect_flow_reach_the_same_registry_entry(tmp_path: 
     assert entry["status"] == "succeeded" and entry["model_id"].startswith("sha256:")
     for path in ("reports/finetune/local.json", "build/models/local/model.json", "dvc.lock"):
         assert (a / path).read_bytes() == (b / path).read_bytes(), path
-    assert sha256_tree(a / "build/models/local/adapter") == sha256_tree(b / "build/models/local/adapter")
+    adapter_hash = sha256_tree(a / "build/models/local/adapter")
+    assert adapter_hash == sha256_tree(b / "build/models/local/adapter")
+    # the adapter moves like data: push it, lose it, pull it back
+    dvc = str(BIN / "dvc")
+    sh(a, dvc, "remote", "add", "-f", "-d", "scratch", str(tmp_path / "remote"))
+    sh(a, dvc, "push", "-q")
+    shutil.rmtree(a / "build/models/local")
+    shutil.rmtree(a / ".dvc/cache")
+    sh(a, dvc, "pull", "-q", "finetune@local")
+    assert sha256_tree(a / "build/models/local/adapter") == adapter_hash
+    plots = orjson.loads(sh(a, dvc, "plots", "show", "--json"))
+    assert any("loss.csv" in name for name in plots)  # the training loss curve is a DVC plot
