@@ -76,8 +76,13 @@ def finetune(
     models_dir: ModelsOpt = layout.MODELS,
     poll_interval: Annotated[float | None, typer.Option(help="first polling interval, seconds")] = None,
     deadline: Annotated[float | None, typer.Option(help="stop waiting after this many seconds")] = None,
+    accept_warnings: Annotated[bool | None, typer.Option(
+        "--accept-warnings", help="submit even if the files have warnings about examples (never errors or secrets); "
+        "default: finetune.<provider>.accept_warnings")] = None,
 ) -> None:
-    """Plan a fine-tuning job, or submit it exactly once with --submit (and --wait for the model id)."""
+    """Plan a fine-tuning job, or submit it exactly once with --submit (and --wait for the model id).
+
+    Before a job is created the exact files to upload are checked with the target's rules, secrets included."""
     with exit_codes(_INTERRUPTED):
         loaded = params_file.load(params)
         settings = params_file.finetune_settings(loaded, provider)
@@ -89,10 +94,12 @@ def finetune(
         if method:
             settings["method"] = method
         poll = Poll(start=poll_interval, cap=max(poll_interval, 1.0)) if poll_interval else None
-        estimate = layout.report("estimate", targets.get(provider).export_name)
+        export_name = targets.get(provider).export_name
+        estimate = layout.report("estimate", export_name)
         result = plan_or_submit(export_dir, provider, settings, submit=submit, wait=wait and submit,
                                 models_dir=models_dir, out=out, console=_err(), deadline_s=deadline, poll=poll,
-                                estimate=estimate, artifacts=artifacts)
+                                estimate=estimate, artifacts=artifacts,
+                                validation=layout.report("validation", export_name), accept_warnings=accept_warnings)
         job = result.get("job")
         if job:
             _line(Console(), f"{provider} job {job['job_id']}: {job['status']}"
@@ -133,15 +140,17 @@ def models(
     """Fine-tuned models and jobs recorded under models/, next to the dataset hash they were trained on."""
     with exit_codes(_INTERRUPTED):
         records = Ledger(models_dir).records()
-        rows = [{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
-                                       "job_key")} for r in records]
+        rows = [{**{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
+                                          "job_key", "eval_sha256")},
+                 "score": (r.get("evaluation") or {}).get("score")} for r in records]  # ftlib evaluate's score
         if as_json:
             typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
             return
-        table = Table("dataset", "provider", "base model", "status", "model id", "job id")
+        table = Table("dataset", "provider", "base model", "status", "model id", "job id", "eval set", "score")
         for r in rows:
             table.add_row((r["dataset_sha256"] or "")[:12], r["provider"], r["base_model"], r["status"],
-                          r["model_id"] or "", r["job_id"] or "")
+                          r["model_id"] or "", r["job_id"] or "", (r["eval_sha256"] or "")[:12],
+                          "" if r["score"] is None else str(r["score"]))
         Console(width=200).print(table) if rows else _line(Console(), f"no jobs recorded in {models_dir}")
 
 

@@ -27,7 +27,8 @@ from ftlib.targets.base import Method, Target
 # settings keys that shape the job itself; everything else in finetune.<target> is backend options
 JOB_KEYS = ("base_model", "method", "hyperparameters", "suffix", "attempt", "seed")
 WAIT_KEYS = ("poll_interval_s", "wait_deadline_s")
-STAGE_KEYS = ("export",)  # read by dvc.yaml and the flows: which export folder the job trains on
+# read by dvc.yaml and the flows (which export folder the job trains on) and by the submit guard (accept_warnings)
+STAGE_KEYS = ("export", "accept_warnings")
 
 
 def backend_options(settings: dict[str, Any]) -> dict[str, Any]:
@@ -143,10 +144,15 @@ def plan_or_submit(
     poll: Poll | None = None,
     estimate: Path | None = None,
     artifacts: Path | None = None,
+    validation: Path | None = None,
+    accept_warnings: bool | None = None,
 ) -> dict[str, Any]:
     """Without submit: a deterministic plan, nothing spent. With submit: check config, submit once, maybe wait.
 
     `estimate` is the validate stage's estimate file for this export (reused when it matches the bytes).
+    Before a job is created the files are checked as uploaded (ftlib.upload_check): errors and secrets refuse,
+    warnings about examples refuse unless `accept_warnings` (default: finetune.<target>.accept_warnings);
+    `validation` is the validate stage's report, reused when it describes the same bytes.
     `artifacts` is the folder DVC tracks for the job: model.json (key, model id, status) always, plus what a
     finished job produced where the backend has files (the local adapter and its loss curve).
     """
@@ -158,7 +164,9 @@ def plan_or_submit(
     con = console or stderr_console()
     if submit:
         backend.check_config()
-        job_id = submit_once(backend, spec, ledger, console=con)
+        accept = bool(settings.get("accept_warnings")) if accept_warnings is None else accept_warnings
+        job_id = submit_once(backend, spec, ledger, console=con,
+                             guard=lambda s: _check_upload(s, target, accept, validation, con))
         if wait:
             poll = poll or Poll(start=float(settings.get("poll_interval_s", 5.0)))
             if deadline_s is None and settings.get("wait_deadline_s") is not None:
@@ -189,6 +197,17 @@ def plan_or_submit(
     if out is not None:
         write_json_atomic(Path(out), result)
     return result
+
+
+def _check_upload(spec: JobSpec, target: Target, accept: bool, report: Path | None, con: Console) -> None:
+    """The exact files the job would upload pass the target's rules (raises UploadRefused naming file:line)."""
+    from ftlib import upload_check
+
+    files, shas = {"train": spec.train_file}, {"train": spec.train_sha256}
+    if spec.validation_file is not None and spec.validation_sha256:
+        files["validation"], shas["validation"] = spec.validation_file, spec.validation_sha256
+    say = lambda msg: con.print(msg, markup=False, emoji=False, highlight=False, soft_wrap=True)  # noqa: E731
+    upload_check.check_files(files, shas, target, spec.base_model, accept_warnings=accept, report=report, say=say)
 
 
 def _write_artifacts(folder: Path, backend: Backend, key: str, job: dict[str, Any] | None) -> None:

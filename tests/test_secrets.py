@@ -142,7 +142,7 @@ def test_detection_and_false_positive_figures(capsys: pytest.CaptureFixture[str]
     benign = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(2000)]
     benign += [hashlib.sha256(str(i).encode()).hexdigest() for i in range(1000)]
     benign += [hashlib.sha1(str(i).encode()).hexdigest() for i in range(1000)]
-    benign += [hashlib.md5(str(i).encode()).hexdigest() for i in range(1000)]  # noqa: S324 (test data)
+    benign += [hashlib.md5(str(i).encode()).hexdigest() for i in range(1000)]
     benign += [base64.b64encode(rng.randbytes(rng.randint(8, 120))).decode() for _ in range(3000)]
     benign += [base64.urlsafe_b64encode(rng.randbytes(rng.randint(8, 60))).decode() for _ in range(1000)]
     benign += [f"call_{rng.getrandbits(96):024x}" for _ in range(500)]

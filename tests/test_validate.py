@@ -403,3 +403,144 @@ def test_dpo_line_rejects_image_parts():
             "non_preferred_output": [{"role": "assistant", "content": "bad"}]}
     part = by_code(check_example(ex, "openai", line=line), "unsupported_content_part")[0]
     assert part.field == "input.messages[0].content[1]"
+
+
+# -- the submit path guards itself (ftlib.upload_check) ----------------------------------------------
+_AWS = "AKIA" + "Z3QJ5XK7PL2MN4RT"
+_PAIR = {"messages": [{"role": "user", "content": "Question {n}?"}, {"role": "assistant", "content": "Answer {n}."}]}
+
+
+def _line(n: int, **extra) -> str:
+    obj = orjson.loads(orjson.dumps(_PAIR).decode().replace("{n}", str(n)))
+    return orjson.dumps({**obj, **extra}).decode() + "\n"
+
+
+@pytest.fixture
+def openai_emu(monkeypatch: pytest.MonkeyPatch):
+    from emulators.openai_server import OpenAIEmulator
+
+    for var in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "OPENAI_API_VERSION"):
+        monkeypatch.delenv(var, raising=False)
+    with OpenAIEmulator(api_key="test-key") as emu:
+        monkeypatch.setenv("OPENAI_BASE_URL", emu.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        yield emu
+
+
+def _export(tmp_path, lines: list[str]):
+    d = tmp_path / "export"
+    d.mkdir(exist_ok=True)
+    (d / "train.jsonl").write_text("".join(lines))
+    return d
+
+
+_SETTINGS = {"base_model": "gpt-4o-mini-2024-07-18", "hyperparameters": {"n_epochs": 1}, "max_retries": 0}
+
+
+def _nothing_sent(emu, models) -> None:
+    assert emu.files == {} and emu.jobs == {}
+    assert not any(method == "POST" for method, _ in emu.requests)
+    from ftlib.jobs.ledger import Ledger
+
+    assert Ledger(models).records() == []  # not even an intent was recorded
+
+
+def test_submit_refuses_a_secret_naming_file_and_line(openai_emu, tmp_path) -> None:
+    from ftlib.finetune import plan_or_submit
+    from ftlib.upload_check import UploadRefused
+
+    lines = [_line(i) for i in range(12)]
+    lines[7] = _line(7).replace("Answer 7.", f"Use {_AWS} for that.")
+    export, models = _export(tmp_path, lines), tmp_path / "models"
+    with pytest.raises(UploadRefused) as err:
+        plan_or_submit(export, "openai", _SETTINGS, submit=True, wait=False, models_dir=models, accept_warnings=True)
+    msg = str(err.value)
+    assert f"{export / 'train.jsonl'}:8" in msg and "likely_secret" in msg and "messages[1].content" in msg
+    assert "cannot be overridden" in msg and _AWS not in msg and "Z3QJ5XK7" not in msg
+    _nothing_sent(openai_emu, models)
+
+
+def test_a_secret_outside_the_modelled_fields_is_still_caught(openai_emu, tmp_path) -> None:
+    """The raw bytes are scanned too: an unknown key the decoder ignores still carries no credential out."""
+    from ftlib.finetune import plan_or_submit
+    from ftlib.upload_check import UploadRefused
+
+    lines = [_line(i) for i in range(12)]
+    lines[3] = _line(3, debug={"env": f"OPENAI_KEY=sk-proj-{'Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z' * 2}"})
+    export, models = _export(tmp_path, lines), tmp_path / "models"
+    with pytest.raises(UploadRefused, match=r"train\.jsonl:4") as err:
+        plan_or_submit(export, "openai", _SETTINGS, submit=True, wait=False, models_dir=models, accept_warnings=True)
+    assert "Ab3dEf6h" not in str(err.value)
+    _nothing_sent(openai_emu, models)
+
+
+def test_warnings_refuse_unless_accepted(openai_emu, tmp_path) -> None:
+    from ftlib.finetune import plan_or_submit
+    from ftlib.upload_check import UploadRefused
+
+    lines = [_line(i) for i in range(12)]
+    lines[4] = _line(4, notes="reviewed")  # not part of an OpenAI line: a warning about that example
+    export, models = _export(tmp_path, lines), tmp_path / "models"
+    with pytest.raises(UploadRefused, match=r"1 warning\(s\).*train\.jsonl:5.*unrecognized_key.*--accept-warnings"):
+        plan_or_submit(export, "openai", _SETTINGS, submit=True, wait=False, models_dir=models)
+    _nothing_sent(openai_emu, models)
+    done = plan_or_submit(export, "openai", {**_SETTINGS, "accept_warnings": True}, submit=True, wait=False,
+                          models_dir=models)
+    assert done["job"]["job_id"] and len(openai_emu.jobs) == 1
+
+
+def test_cli_refusal_is_one_line_and_accept_warnings_never_covers_a_secret(openai_emu, tmp_path) -> None:
+    import typer
+    import yaml
+    from typer.testing import CliRunner
+
+    from ftlib.cli_jobs import register
+
+    app = typer.Typer()
+    register(app)
+    lines = [_line(i) for i in range(12)]
+    lines[2] = _line(2, notes="x")
+    lines[9] = _line(9).replace("Question 9?", f"my key is {_AWS}")
+    export = _export(tmp_path, lines)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"finetune": {"openai": _SETTINGS}}))
+    args = ["finetune", str(export), "--provider", "openai", "--params", str(params), "--submit",
+            "--models-dir", str(tmp_path / "models")]
+    for extra in ([], ["--accept-warnings"]):
+        res = CliRunner().invoke(app, args + extra)
+        assert res.exit_code == 1, res.output
+        assert "train.jsonl:10" in res.output and "likely_secret" in res.output and "Traceback" not in res.output
+        assert _AWS not in res.output and "Z3QJ5XK7" not in res.output
+    _nothing_sent(openai_emu, tmp_path / "models")
+
+
+def test_the_validate_report_is_reused_only_for_the_same_bytes(openai_emu, tmp_path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ftlib import pipeline
+    from ftlib.finetune import plan_or_submit
+    from ftlib.upload_check import UploadRefused
+
+    export = _export(tmp_path, [_line(i) for i in range(12)])
+    report = tmp_path / "validation.json"
+    pipeline.validate_export(export, "openai", _SETTINGS["base_model"], report=report, workers=1)
+    assert orjson.loads(report.read_bytes())["files"]["train.jsonl"]["sha256"]
+    # changed after validation: a secret appended later is caught because the bytes no longer match the report
+    with (export / "train.jsonl").open("a") as fh:
+        fh.write(_line(99).replace("Answer 99.", f"key {_AWS}"))
+    out = io.StringIO()
+    with pytest.raises(UploadRefused, match=r"train\.jsonl:13"):
+        plan_or_submit(export, "openai", _SETTINGS, submit=True, wait=False, models_dir=tmp_path / "m",
+                       validation=report, console=Console(file=out))
+    pipeline.validate_export(export, "openai", _SETTINGS["base_model"], report=report, workers=1)
+    with pytest.raises(UploadRefused, match=r"train\.jsonl:13"):  # a report with errors is reused, still refuses
+        plan_or_submit(export, "openai", _SETTINGS, submit=True, wait=False, models_dir=tmp_path / "m",
+                       validation=report, console=Console(file=out))
+    (export / "train.jsonl").write_text("".join(_line(i) for i in range(12)))
+    pipeline.validate_export(export, "openai", _SETTINGS["base_model"], report=report, workers=1)
+    out = io.StringIO()
+    plan_or_submit(export, "openai", _SETTINGS, submit=True, wait=False, models_dir=tmp_path / "m",
+                   validation=report, console=Console(file=out))
+    assert "validate report reused: same sha256" in out.getvalue() and len(openai_emu.jobs) == 1

@@ -33,8 +33,12 @@ def _printer(con: Console | None) -> Callable[[str], None]:
     return lambda msg: target.print(msg, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
-def submit_once(backend: Backend, spec: JobSpec, ledger: Ledger, *, console: Console | None = None) -> str:
+def submit_once(backend: Backend, spec: JobSpec, ledger: Ledger, *, console: Console | None = None,
+                guard: Callable[[JobSpec], None] | None = None) -> str:
     """The job id for spec.key, creating the job only if neither the ledger nor the provider knows one.
+
+    `guard(spec)` runs only when a job would be created, before anything is recorded or uploaded: it raises to
+    refuse the files (ftlib.upload_check: the exact bytes pass the target's rules, secrets included).
 
     Order matters: intent is written before any paid call and the job id right after create, and the provider is
     asked before create, so a crash anywhere (or a second machine without the ledger) never yields a second job.
@@ -57,6 +61,8 @@ def submit_once(backend: Backend, spec: JobSpec, ledger: Ledger, *, console: Con
             say(f"[{name}] found existing job {job_id} for key {key} at the provider")
             return _resumed(backend, job_id, say)
 
+        if guard is not None:
+            guard(spec)
         check_data = getattr(backend, "check_data", None)  # optional: refuse bad data before the intent is recorded
         if check_data is not None:
             check_data(spec)
