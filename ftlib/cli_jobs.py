@@ -140,17 +140,15 @@ def models(
     """Fine-tuned models and jobs recorded under models/, next to the dataset hash they were trained on."""
     with exit_codes(_INTERRUPTED):
         records = Ledger(models_dir).records()
-        rows = [{**{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
-                                          "job_key", "eval_sha256")},
-                 "score": (r.get("evaluation") or {}).get("score")} for r in records]  # ftlib evaluate's score
+        rows = [{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
+                                       "job_key")} for r in records]
         if as_json:
             typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
             return
-        table = Table("dataset", "provider", "base model", "status", "model id", "job id", "eval set", "score")
+        table = Table("dataset", "provider", "base model", "status", "model id", "job id")
         for r in rows:
             table.add_row((r["dataset_sha256"] or "")[:12], r["provider"], r["base_model"], r["status"],
-                          r["model_id"] or "", r["job_id"] or "", (r["eval_sha256"] or "")[:12],
-                          "" if r["score"] is None else str(r["score"]))
+                          r["model_id"] or "", r["job_id"] or "")
         Console(width=200).print(table) if rows else _line(Console(), f"no jobs recorded in {models_dir}")
 
 
