@@ -147,8 +147,9 @@ def models(
             return
         table = Table("dataset", "provider", "base model", "status", "model id", "job id")
         for r in rows:
-            table.add_row((r["dataset_sha256"] or "")[:12], r["provider"], r["base_model"], r["status"],
-                          r["model_id"] or "", r["job_id"] or "")
+            # str(): a hand-edited or foreign record may hold numbers (a numeric job id) where text is expected
+            table.add_row(*(str(r[k] if r[k] is not None else "")[: 12 if k == "dataset_sha256" else None]
+                            for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id")))
         Console(width=200).print(table) if rows else _line(Console(), f"no jobs recorded in {models_dir}")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from ftlib.secret_scan import redact
+
 Severity = Literal["error", "warning"]
 
 
@@ -21,6 +23,16 @@ class Issue:
     example_id: str | None = None
     source: str | None = None
     field: str | None = None
+
+    def __post_init__(self) -> None:
+        """The one net every report, log line and refusal passes through: a message or field that quotes input
+        (a format error naming a value, a metadata key) never carries a likely secret or a URL password."""
+        for name in ("message", "field"):
+            text = getattr(self, name)
+            if text:
+                safe = redact(text)
+                if safe != text:
+                    object.__setattr__(self, name, safe)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -268,7 +268,7 @@ def redact(text: str) -> str:
     if not text:
         return text
     norm = normalise(text)
-    hits = _matches(norm) if any(g.anchor in norm and g.locator.search(norm) for g in groups()) else []
+    hits = _matches(norm) if find_secrets(norm) else []
     if hits:
         spans = sorted((m.span(), kind) for kind, m in hits)
         out, pos = [], 0
@@ -283,6 +283,8 @@ def redact(text: str) -> str:
         text = "".join(out)
     elif norm is not text:
         text = norm
+    if "://" not in text:
+        return text
     return _URL_USERINFO.sub(lambda m: (m.group(1) or m.group(2)) + "<REDACTED>" + ("@" if m.group(1) else ""),
                              text)
 
