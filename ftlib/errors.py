@@ -58,7 +58,10 @@ def exit_code(e: BaseException) -> int | None:
 
 
 def message(e: BaseException) -> str:
-    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    """The one line a user sees; redacted, so an exception that quotes input never prints a likely secret."""
+    from ftlib.secret_scan import redact
+
+    return redact(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
 
 
 @contextmanager
