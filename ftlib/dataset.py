@@ -11,8 +11,9 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import orjson
 import pyarrow as pa
@@ -37,7 +38,9 @@ class DatasetError(ValueError):
 
 @dataclass
 class ExportResult:
-    """What export_jsonl wrote and what it could not write (errors: skipped examples; warnings: dropped fields)."""
+    """What export_jsonl wrote and what it could not write (errors: skipped examples; warnings: dropped fields).
+
+    It is path-like (os.fspath gives the file written), as the seed library's export_jsonl returned the path."""
 
     path: Path
     written: int
@@ -46,6 +49,9 @@ class ExportResult:
     @property
     def skipped(self) -> int:
         return sum(1 for i in self.issues if i.severity == "error")
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
 
 
 def _issue_line(issue: Issue) -> str:
@@ -64,6 +70,7 @@ class Dataset:
     def __init__(self, examples: Iterable[Example] = (), *, batch_rows: int = store.BATCH_ROWS) -> None:
         self.batch_rows = batch_rows
         self.rejects: list[Issue] = []  # lines from_jsonl(strict=False) could not read
+        self.skipped: list[Issue] = []  # files in a folder given to from_jsonl that are not input files (warnings)
         self._parts: list[store.Part] = []
         self._pending: list[Example] = []  # at most batch_rows, then packed into a record batch
         self._keep: list[object] = []  # temp directories holding files our parts read from
@@ -99,19 +106,36 @@ class Dataset:
         return cls(Example.from_pair(user, assistant, system=system) for user, assistant in pairs)
 
     @classmethod
-    def from_jsonl(cls, path: str | Path, fmt: str | None = None, strict: bool = True) -> Dataset:
-        """Read a JSONL (or CSV) file, or every input file under a directory; the format is detected per line.
+    def from_jsonl(
+        cls, path: str | Path, fmt: str | None = None, strict: bool = True, *, provider: str | None = None,
+    ) -> Dataset:
+        """Read an input file, or every input file under a folder; the shape is detected per record.
 
-        strict=True raises DatasetError listing every bad line as file:line: reason; strict=False keeps
-        the good examples and puts the bad lines in `.rejects`.
+        Any file ftlib reads: JSON Lines (.jsonl/.ndjson, also gzip or zstd compressed), .json documents (an
+        array of records; read whole), CSV pairs and parquet (e.g. a Hugging Face dataset's files), holding any
+        known shape (`ftlib formats` / README "Formats"). Files in a folder that are not inputs are listed in
+        `.skipped` (with a warning). `fmt` forces one format name; `provider` (the seed library's argument:
+        the target the file was exported for, e.g. a name from `ftlib targets`) tries that target's formats
+        first and then detects as usual; "generic" means plain detection. A target name given as `fmt` is taken
+        as `provider`. strict=True raises DatasetError listing every bad record as file:line: reason;
+        strict=False keeps the good examples and puts the bad records in `.rejects`.
         """
+        if fmt is not None and fmt in targets.names():
+            fmt, provider = None, fmt if provider is None else provider
+        prefer: tuple[str, ...] = ()
+        if provider is not None and provider != "generic":
+            prefer = tuple(f.name for f in targets.get(provider).formats.values() if f is not None)
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file or directory")
-        files = readers.iter_input_files([p]) if p.is_dir() else [p]
+        inputs = readers.scan([p])
         ds = cls()
-        for f in files:
-            for item in readers.read_file(f, fmt):
+        ds.skipped = [Issue("not_an_input", "warning", why, source=name) for name, why in inputs.skipped.items()]
+        if ds.skipped:
+            warnings.warn(f"{len(ds.skipped)} file(s) in {p} were not read (see .skipped), e.g. "
+                          f"{ds.skipped[0].source}: {ds.skipped[0].message}", stacklevel=2)
+        for f in inputs.files:
+            for item in readers.read_file(f, fmt, prefer):
                 if isinstance(item, Issue):
                     ds.rejects.append(item)
                 else:
@@ -127,9 +151,16 @@ class Dataset:
 
     @classmethod
     def from_parquet(cls, path: str | Path) -> Dataset:
-        """A dataset streamed from a parquet file written by to_parquet or `ftlib ingest` (nothing is loaded yet)."""
+        """A dataset streamed from a parquet file written by to_parquet or `ftlib ingest` (nothing is loaded yet).
+
+        Parquet files of training records in another layout (a Hugging Face dataset's) are inputs: from_jsonl."""
+        try:
+            part = store.open_parquet(path)
+        except ValueError as e:
+            raise ValueError(f"{e}; to read a parquet file of training records in another layout (e.g. a Hugging "
+                             "Face dataset's), use Dataset.from_jsonl(path) or `ftlib ingest`") from None
         ds = cls()
-        ds._parts = [store.open_parquet(path)]
+        ds._parts = [part]
         return ds
 
     # -- reading --------------------------------------------------------------------------------
@@ -153,6 +184,27 @@ class Dataset:
     def __iter__(self) -> Iterator[Example]:
         return self.iter_examples()
 
+    @overload
+    def __getitem__(self, index: int) -> Example: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Example]: ...
+    def __getitem__(self, index: int | slice) -> Example | list[Example]:
+        """ds[i] (negative counts from the end) or ds[a:b] as a list; reads batches up to the row, nothing more."""
+        n = len(self)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n)
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return list(islice(self.iter_examples(), start, max(start, stop)))
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} examples")
+        for batch in self.batches():
+            if i < batch.num_rows:
+                return store.examples_from_batch(batch.slice(i, 1))[0]
+            i -= batch.num_rows
+        raise IndexError(index)  # unreachable: len() counted these rows
+
     def ids(self) -> pa.ChunkedArray:
         return pa.chunked_array([b.column(0) for b in self.batches(["id"])], pa.string())
 
@@ -167,11 +219,13 @@ class Dataset:
             return self._derive(list(self._parts))
         return self._derive(store.apply_mask(self._parts, pc.is_in(pos, value_set=firsts)))
 
-    def shuffle(self, seed: int = 0) -> Dataset:
+    def shuffle(self, seed: int | None = 0) -> Dataset:
         """A new dataset ordered by sha256(seed, id): the same order on every machine, whatever the input order.
 
-        Parquet-backed data is shuffled through temporary files, so memory stays bounded.
+        Parquet-backed data is shuffled through temporary files, so memory stays bounded. seed=None is seed 0:
+        ftlib never shuffles differently from run to run.
         """
+        seed = 0 if seed is None else seed
         self._flush()
         order = splitting.hash64_array(seed, self.ids())
         if all(isinstance(p, pa.RecordBatch) for p in self._parts):
@@ -207,13 +261,33 @@ class Dataset:
             keys = pc.take(first_key, pc.index_in(ids, value_set=firsts.column("id")))
         return keys
 
+    @overload
+    def split(self, ratios: float, seed: int | None = 0, group_by: str | None = None) -> SplitPair: ...
+    @overload
+    def split(self, ratios: Mapping[str, float] | str | None = None, seed: int | None = 0,
+              group_by: str | None = None, *, train_ratio: float | None = None) -> Splits | SplitPair: ...
     def split(
-        self, ratios: Mapping[str, float] | str | None = None, seed: int = 0, group_by: str | None = None,
-    ) -> Splits:
+        self, ratios: Mapping[str, float] | str | float | None = None, seed: int | None = 0,
+        group_by: str | None = None, *, train_ratio: float | None = None,
+    ) -> Splits | SplitPair:
         """Stable, seeded, leakage-safe split: a row's split depends only on (seed, group or id).
 
-        Returns {name: Dataset} in ratio order; `.manifest` on the result records counts and ids.
+        With ratios as a mapping or text ("train=0.9,validation=0.1"), returns {name: Dataset} in ratio order.
+        With one number (the seed library's form: `train, val = ds.split(0.8, seed=42)`, or `train_ratio=0.8`),
+        returns the (train, validation) pair. Either result has `.manifest` (counts, achieved ratios, ids).
+        Splits are hash buckets, not a shuffled cut: the achieved ratio is close to the asked one on large data
+        and can be off on a handful of examples; adding data never moves an old example.
         """
+        if train_ratio is not None:
+            if ratios is not None:
+                raise TypeError("pass the ratios or train_ratio=, not both")
+            ratios = train_ratio
+        seed = 0 if seed is None else seed
+        if isinstance(ratios, int | float) and not isinstance(ratios, bool):
+            if not 0 < ratios < 1:
+                raise ValueError(f"train_ratio must be strictly between 0 and 1, got {ratios}; e.g. 0.8 keeps 80% "
+                                 "for training and 20% for validation")
+            return SplitPair(self.split({"train": float(ratios), "validation": 1.0 - float(ratios)}, seed, group_by))
         ratios = splitting.parse_ratios(ratios) if isinstance(ratios, str) else splitting.check_ratios(
             DEFAULT_RATIOS if ratios is None else ratios)
         self._flush()
@@ -233,12 +307,57 @@ class Dataset:
         for item in formats.encode_lines(self, target):
             yield item if isinstance(item, Issue) else item[1]
 
-    def to_jsonl(self, fmt_or_provider: str) -> str:
-        """The whole dataset as JSONL text; raises DatasetError if any example cannot be written."""
+    def kind_counts(self) -> dict[str, int]:
+        """{"sft": n, "preference": m}, read from the kind column alone."""
+        counts = Counter({"sft": 0, "preference": 0})
+        for b in self.batches(["kind"]):
+            counts.update(b.column(0).to_pylist())
+        return dict(counts)
+
+    def of_kind(self, kind: str) -> Dataset:
+        """Only the SFT ("sft") or only the preference ("preference") examples, in order."""
+        if kind not in ("sft", "preference"):
+            raise ValueError(f"kind must be 'sft' or 'preference', got {kind!r}")
+        self._flush()
+        column = pa.chunked_array([b.column(0) for b in self.batches(["kind"])], pa.string())
+        return self._derive(store.apply_mask(self._parts, pc.equal(column, kind)))
+
+    def _one_file(self, target: str, kind: str | None, where: str) -> Dataset:
+        """What one output file gets: the chosen kind, or everything after refusing a mix of kinds for a target
+        that writes both (a fine-tuning file holds one kind; every provider rejects a mixed file)."""
+        if kind is not None:
+            return self.of_kind(kind)
+        if target not in targets.names() or not all(targets.get(target).formats.get(k) for k in ("sft", "preference")):
+            return self  # one format, one kind: examples of the other kind are reported one by one
+        counts = self.kind_counts()
+        if counts["sft"] and counts["preference"]:
+            raise DatasetError(
+                f"the dataset holds {counts['sft']} SFT and {counts['preference']} preference example(s); {where} "
+                f"would mix them, and a {target} fine-tuning file holds one kind. Pass kind=\"sft\" for the "
+                "supervised file and kind=\"preference\" for the preference file (another path, e.g. "
+                "train.preference.jsonl), or split them first with ds.of_kind(...).")
+        return self
+
+    @staticmethod
+    def _target(fmt_or_provider: str | None, provider: str | None) -> str:
+        if fmt_or_provider is not None and provider is not None and fmt_or_provider != provider:
+            raise TypeError(f"two targets given ({fmt_or_provider!r} and provider={provider!r}); pass one")
+        target = provider or fmt_or_provider
+        if not target:
+            raise TypeError(f"name the target or format to write, e.g. provider={targets.names()[0]!r} "
+                            f"(targets: {', '.join(targets.names())})")
+        return target
+
+    def to_jsonl(self, fmt_or_provider: str | None = None, *, provider: str | None = None,
+                 kind: str | None = None) -> str:
+        """The whole dataset as JSONL text for a target or format; raises DatasetError if any example cannot be
+        written, or if a target that writes both kinds would get SFT and preference examples (pass kind=)."""
+        target = self._target(fmt_or_provider, provider)
+        data = self._one_file(target, kind, "one JSONL text")
         lines: list[bytes] = []
         errors: list[Issue] = []
         losses: list[Issue] = []
-        for item in self._encode(fmt_or_provider):
+        for item in data._encode(target):
             if isinstance(item, bytes):
                 lines.append(item)
             else:
@@ -246,24 +365,38 @@ class Dataset:
         if errors:
             listed = "\n".join(f"  {_issue_line(i)}" for i in errors)
             raise DatasetError(
-                f"{len(errors)} example(s) cannot be written as {fmt_or_provider}:\n{listed}\n"
+                f"{len(errors)} example(s) cannot be written as {target}:\n{listed}\n"
                 "Use export_jsonl to write the others and get this list back.", errors)
         if losses:
-            warnings.warn(f"{len(losses)} example(s) lost fields in {fmt_or_provider}, e.g. {_issue_line(losses[0])}",
+            warnings.warn(f"{len(losses)} example(s) lost fields in {target}, e.g. {_issue_line(losses[0])}",
                           stacklevel=2)
         return b"".join(lines).decode()
 
-    def export_jsonl(self, path: str | Path, fmt_or_provider: str, overwrite: bool = False) -> ExportResult:
-        """Write JSONL for a provider or format. Unwritable examples are skipped and returned as issues."""
+    def to_jsonl_string(self, provider: str | None = None, *, kind: str | None = None) -> str:
+        """The seed library's name for to_jsonl(provider)."""
+        return self.to_jsonl(provider=provider, kind=kind)
+
+    def export_jsonl(
+        self, path: str | Path, fmt_or_provider: str | None = None, overwrite: bool = False, *,
+        provider: str | None = None, kind: str | None = None,
+    ) -> ExportResult:
+        """Write JSONL for a target (`provider=`, the seed library's name, or positionally) or a format name.
+
+        One file holds one kind: for a target that writes both, a dataset holding SFT and preference examples
+        is refused (nothing is written) unless kind="sft" or kind="preference" picks the examples for this file.
+        Examples the format cannot hold are skipped and returned as issues. The file appears whole or not at all.
+        """
+        target = self._target(fmt_or_provider, provider)
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        data = self._one_file(target, kind, f"writing {path.name}")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         result = ExportResult(path, 0)
         try:
             with tmp.open("wb") as f:
-                for item in self._encode(fmt_or_provider):
+                for item in data._encode(target):
                     if isinstance(item, bytes):
                         f.write(item)
                         result.written += 1
@@ -306,6 +439,10 @@ class Dataset:
             "examples": n,
             "by_kind": dict(sorted(kinds.items())),
             "messages": messages,
+            # the seed library's names for the same counts (avg_turns_per_example is messages per example there)
+            "total_messages": messages,
+            "avg_turns_per_example": round(messages / max(n, 1), 2),
+            "multimodal_examples": with_attachments,
             "turns": {"min": turns[0], "mean": round(turns[2] / n, 3) if n else 0, "max": turns[1]},
             "with_attachments": with_attachments,
             "with_tool_calls": with_tools,
@@ -353,4 +490,30 @@ class Splits(dict[str, Dataset]):
         return splitting.write_manifest(Path(path), self.seed, self.ratios, self.group_by, self.ids_by_split())
 
 
-__all__ = ["DEFAULT_RATIOS", "Dataset", "DatasetError", "ExportResult", "Splits"]
+class SplitPair(tuple):
+    """(train, validation), what `ds.split(0.8, seed=42)` returns (the seed library's shape), with the manifest."""
+
+    splits: Splits
+
+    def __new__(cls, splits: Splits) -> SplitPair:
+        pair = super().__new__(cls, (splits["train"], splits["validation"]))
+        pair.splits = splits
+        return pair
+
+    @property
+    def train(self) -> Dataset:
+        return self[0]
+
+    @property
+    def validation(self) -> Dataset:
+        return self[1]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.splits.manifest
+
+    def write_manifest(self, path: str | Path) -> dict[str, Any]:
+        return self.splits.write_manifest(path)
+
+
+__all__ = ["DEFAULT_RATIOS", "Dataset", "DatasetError", "ExportResult", "SplitPair", "Splits"]

@@ -36,14 +36,19 @@ class IngestResult:
     duplicates: int = 0
     rejected: list[Issue] = field(default_factory=list)
     per_file: dict[str, Counter] = field(default_factory=dict)
+    formats: dict[str, Counter] = field(default_factory=dict)  # per file: format name -> records read as it
+    skipped_files: dict[str, str] = field(default_factory=dict)  # files in input folders that are not inputs: why
 
     def to_dict(self) -> dict[str, Any]:
+        files = {k: {**dict(sorted(v.items())), "formats": dict(sorted(self.formats.get(k, Counter()).items()))}
+                 for k, v in sorted(self.per_file.items())}
         return {
             "read": self.read,
             "kept": self.kept,
             "duplicates": self.duplicates,
             "rejected": sum(c["rejected"] for c in self.per_file.values()),
-            "files": {k: dict(sorted(v.items())) for k, v in sorted(self.per_file.items())},
+            "files": files,
+            "skipped_files": dict(sorted(self.skipped_files.items())),
             "rejects": [i.to_dict() for i in self.rejected],
         }
 
@@ -57,15 +62,24 @@ class _Checked:
     rejects: list[Issue]
     read: int
     rejected_lines: int
+    formats: Counter = field(default_factory=Counter)  # format name -> records decoded as it
+    unreadable: int = 0  # file-level problems (a file or its rest could not be read)
 
 
-def _check_items(items: Iterable[Example | Issue]) -> _Checked:
+def _check_items(items: Iterable[readers.Read]) -> _Checked:
     good: list[Example] = []
     ids: list[str] = []
     rejects: list[Issue] = []
-    read = rejected_lines = 0
-    for item in items:
+    read = rejected_lines = unreadable = 0
+    names: Counter = Counter()
+    for name, item in items:
+        if isinstance(item, Issue) and item.code == "unreadable_file":
+            rejects.append(item)
+            unreadable += 1
+            continue
         read += 1
+        if name:
+            names[name] += 1
         errors = [item] if isinstance(item, Issue) else [
             i for i in validate.check_basic(item) if i.severity == "error"]
         if errors:
@@ -74,20 +88,17 @@ def _check_items(items: Iterable[Example | Issue]) -> _Checked:
             continue
         good.append(item)
         ids.append(item.id)
-    return _Checked(store.batch_from_examples(good, ids) if good else None, ids, rejects, read, rejected_lines)
+    return _Checked(store.batch_from_examples(good, ids) if good else None, ids, rejects, read, rejected_lines,
+                    names, unreadable)
 
 
-def _check_jsonl_chunk(task: tuple[str, list[tuple[int, bytes]]]) -> _Checked:
-    path, lines = task
-    return _check_items(readers.decode_line(raw, f"{path}:{lineno}") for lineno, raw in lines)
+def _check_chunk(chunk: readers.Chunk) -> _Checked:
+    return _check_items(readers.decode_chunk(chunk))
 
 
 def _checked_chunks(path: Path, workers: int | None) -> Iterator[_Checked]:
-    if path.suffix.lower() == ".csv":  # small by nature: read in-process
-        yield from map(_check_items, parallel.chunked(readers.read_file(path)))
-        return
-    tasks = ((str(path), chunk) for chunk in parallel.chunked(readers.iter_raw_lines(path)))
-    yield from parallel.ordered_map(_check_jsonl_chunk, tasks, workers)
+    """Records are read in order here and decoded and checked on worker processes (readers.chunks)."""
+    yield from parallel.ordered_map(_check_chunk, readers.chunks(path), workers)
 
 
 def _unique_batches(
@@ -95,12 +106,18 @@ def _unique_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Good, first-seen examples as record batches, in input order; rejects and duplicates go into `result`."""
     seen: set[bytes] = set()  # 16-byte id prefixes: ~70 bytes per example, so 1M examples cost ~70 MB
-    for path in readers.iter_input_files(list(paths)):
+    inputs = readers.scan(list(paths))
+    result.skipped_files = inputs.skipped
+    for path in inputs.files:
         stats = result.per_file.setdefault(path.as_posix(), Counter())
+        read_as = result.formats.setdefault(path.as_posix(), Counter())
         for chunk in _checked_chunks(path, workers):
             result.read += chunk.read
             result.rejected.extend(chunk.rejects)
             stats["rejected"] += chunk.rejected_lines
+            read_as.update(chunk.formats)
+            if chunk.unreadable:
+                stats["unreadable"] += chunk.unreadable
             keep = []
             for ex_id in chunk.ids:
                 digest = bytes.fromhex(ex_id[:32])

@@ -165,6 +165,16 @@ class Example:
     group: str | None = None
     source: str | None = None  # "file:line"
 
+    def __post_init__(self) -> None:
+        # An empty system prompt carries nothing to train on, and exported it becomes an empty system message that
+        # some trainers reject or render as a blank turn: it is dropped, so `"system": ""` and no system key are
+        # the same example (and the same id) in every format.
+        msgs = self.messages
+        for m in msgs:
+            if m.role == "system" and not m.attachments and not m.content.strip():
+                self.messages = tuple(m for m in msgs if m.role != "system" or m.attachments or m.content.strip())
+                break
+
     @property
     def kind(self) -> Kind:
         return "preference" if self.chosen is not None or self.rejected is not None else "sft"
@@ -202,10 +212,18 @@ class Example:
         user: str,
         assistant: str,
         system: str | None = None,
-        attachments: Sequence[Attachment | str | Path] = (),
+        attachments: Sequence[Attachment | str | Path | Any] = (),
+        *,
+        user_attachments: Sequence[Attachment | str | Path | Any] | None = None,
         **kw: Any,
     ) -> Example:
-        """A single-turn example; attachments may be Attachment objects, file paths or URLs."""
+        """A single-turn example. Attachments go on the user turn: Attachment objects, file paths, URLs, or any
+        object with `data` (bytes) and `mime_type` (the seed library's RactoFile). `user_attachments=` is the
+        seed library's name for `attachments=`."""
+        if user_attachments is not None:
+            if attachments:
+                raise TypeError("pass attachments= or user_attachments= (the same thing), not both")
+            attachments = user_attachments
         msgs = []
         if system:
             msgs.append(Message("system", system))
@@ -220,6 +238,11 @@ class Example:
         for t in turns:
             msgs.append(t if isinstance(t, Message) else message(t[0], t[1]))
         return cls(messages=tuple(msgs), **kw)
+
+    @classmethod
+    def from_conversation(cls, turns: Iterable[tuple[str, str] | Message], **kw: Any) -> Example:
+        """The seed library's name for from_turns: `[("system", ...), ("user", ...), ("assistant", ...)]`."""
+        return cls.from_turns(turns, **kw)
 
     @classmethod
     def preference(
@@ -237,9 +260,15 @@ class Example:
         )
 
 
-def _as_attachment(a: Attachment | str | Path) -> Attachment:
+def _as_attachment(a: Attachment | str | Path | Any) -> Attachment:
     if isinstance(a, Attachment):
         return a
+    data, mime = getattr(a, "data", None), getattr(a, "mime_type", None)
+    if isinstance(data, bytes) and (mime is None or isinstance(mime, str)):  # a file object such as RactoFile
+        return Attachment.from_bytes(data, mime)
+    if not isinstance(a, str | Path):
+        raise RecordError(f"cannot use a {type(a).__name__} as an attachment; pass an Attachment, a file path, a URL "
+                          "or an object with data (bytes) and mime_type", "attachments")
     s = str(a)
     if "://" in s or s.startswith("data:"):
         return Attachment.from_uri(s)

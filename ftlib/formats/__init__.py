@@ -20,10 +20,12 @@ from ftlib.records import Example
 @cache
 def all_formats() -> dict[str, Format]:
     """name -> format, in detection order (Format.priority: shapes with distinctive keys first, the plain
-    {"messages": [...]} catch-all last)."""
+    {"messages": [...]} catch-all last). The input-only shapes (ftlib.formats.inputs) are core, not a target's."""
     from ftlib import targets
+    from ftlib.formats import inputs
 
-    found = {f.name: f for t in targets.all_targets() for f in t.formats.values() if f is not None}
+    found = {f.name: f for f in inputs.FORMATS}
+    found.update({f.name: f for t in targets.all_targets() for f in t.formats.values() if f is not None})
     return dict(sorted(found.items(), key=lambda kv: (kv[1].priority, kv[0])))
 
 

@@ -9,6 +9,8 @@ Mapping choices, all made so decode(encode(x)) is x:
 - A tool result's text becomes `response` when it is exactly the compact JSON of an object, else
   `{"output": text}` (the SDK's documented key for function output); decode reverses both.
 - Tool definitions: canonical tools are OpenAI-style; Vertex holds them as one `functionDeclarations` list.
+- Preference lines are text only, as Google documents them: encode refuses tools, tool calls and results, images
+  and files in a preference example (one Issue per example at export); rules.py flags them in `validate`.
 """
 
 from __future__ import annotations
@@ -257,6 +259,29 @@ def _ids_change(ex: Example, msgs: list[Message]) -> bool:
     return False
 
 
+def preference_not_text(ex: Example) -> tuple[str, str] | None:
+    """(field, what) of the first thing Vertex preference tuning cannot take (it documents text-only data:
+    no tools, tool calls or results, no images or files), or None."""
+    if ex.tools:
+        return "tools", "tool definitions"
+    for i, m in enumerate(ex.messages):
+        if m.tool_calls or m.role == "tool":
+            return f"messages[{i}]", "tool calls or tool results"
+        if m.attachments:
+            return f"messages[{i}].content", "images or files"
+    for key, m in (("chosen", ex.chosen), ("rejected", ex.rejected)):
+        if m is not None and (m.tool_calls or m.attachments):
+            return key, "tool calls" if m.tool_calls else "images or files"
+    return None
+
+
+def text_only(fmt: str, ex: Example) -> None:
+    found = preference_not_text(ex)
+    if found:
+        unsupported(fmt, f"{found[1]} in a preference example", "Vertex preference tuning takes text only: drop this "
+                    "example from the preference data, or train on it with supervised tuning", found[0])
+
+
 # -- the formats ---------------------------------------------------------------------------------
 
 class VertexSFT:
@@ -325,6 +350,7 @@ class VertexPreference:
 
     def encode(self, ex: Example) -> dict[str, Any]:
         require_kind(self.name, ex, "preference")
+        text_only(self.name, ex)
         out = _encode_prompt(self.name, ex)
         replies = []
         for key, msg, score in (("chosen", ex.chosen, 1.0), ("rejected", ex.rejected, 0.0)):

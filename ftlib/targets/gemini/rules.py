@@ -1,9 +1,11 @@
-"""Gemini on Vertex: one leading systemInstruction, user first and model last, named function responses."""
+"""Gemini on Vertex: one leading systemInstruction, user first and model last, named function responses, and
+text-only preference examples."""
 
 from __future__ import annotations
 
 from ftlib.checks import Sink, check_tools, fields
 from ftlib.records import Example
+from ftlib.targets.gemini.formats import preference_not_text
 
 
 def check_example(ex: Example, s: Sink) -> None:
@@ -26,5 +28,9 @@ def check_example(ex: Example, s: Sink) -> None:
         if m.role == "tool" and not m.name and not m.tool_call_id:
             s.error("function_response_unnamed", f"{path}.name",
                     "a Vertex functionResponse needs the function name; set name or tool_call_id")
+    if ex.kind == "preference" and (found := preference_not_text(ex)):
+        s.error("preference_not_text", found[0],
+                f"Vertex preference tuning takes text only; this example has {found[1]}: drop it from the "
+                "preference data, or train on it with supervised tuning")
     check_tools(ex, s, unanswered="error")
 

@@ -13,6 +13,9 @@ Conventions (what transformers chat templates and TRL's trainers consume):
 - Reasoning: `reasoning_content`, the key the Qwen3, SmolLM3 and DeepSeek-R1 style chat templates read.
   Decode also accepts `thinking` (gpt-oss templates).
 - Weights, image detail and parallel_tool_calls have no place here: losses() reports them.
+- Loading these files with `datasets.load_dataset("json", ...)` needs datasets>=4.8 (the `train` extra asks for
+  it): 3.6-4.6 refuse a file whose `content` is a string in some rows and a list of parts in others, and 4.7 fills
+  tool-call argument keys a row lacks with nulls, so the arguments a model trains on change.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The canonical record was modelled on this format, so almost everything maps one to one. What it cannot hold:
 reasoning text (`thinking`, reported by losses), non-image attachments and images outside user messages
-(encode raises "unsupported": OpenAI accepts images in user messages only).
+(encode raises "unsupported": OpenAI accepts images in user messages only). Tool messages are written with the keys
+OpenAI's tool message defines (role, content, tool_call_id): a result's function name is implied by its call.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ftlib.formats.common import (
     need_str,
     opt_str,
     require_kind,
+    tool_call_name_map,
     type_name,
     unsupported,
 )
@@ -160,7 +162,7 @@ def encode_message(m: Message, fmt: str, path: str) -> dict[str, Any]:
         d["content"] = parts
     elif m.content or not m.tool_calls:
         d["content"] = m.content
-    if m.name:
+    if m.name and m.role != "tool":  # OpenAI's tool message has role, content and tool_call_id only
         d["name"] = m.name
     if m.tool_calls:
         d["tool_calls"] = [
@@ -175,7 +177,11 @@ def encode_message(m: Message, fmt: str, path: str) -> dict[str, Any]:
 
 
 def _thinking_losses(ex: Example) -> list[str]:
-    return ["thinking"] if any(m.thinking for m in ex.all_messages()) else []
+    out = ["thinking"] if any(m.thinking for m in ex.all_messages()) else []
+    called = tool_call_name_map(list(ex.all_messages()))
+    if any(m.role == "tool" and m.name and m.name != called.get(m.tool_call_id or "") for m in ex.all_messages()):
+        out.append("a tool result name that differs from the call it answers (the tool message has no name)")
+    return out
 
 
 def _tools_into(d: dict[str, Any], ex: Example) -> dict[str, Any]:

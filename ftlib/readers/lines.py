@@ -1,0 +1,77 @@
+"""One JSON record -> Example or Issue, the format detected per record; and the raw lines of a JSON Lines stream.
+
+Bad records are data, not crashes: each becomes an Issue with file:line, the field and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+import orjson
+
+from ftlib import formats
+from ftlib.formats.base import Format, FormatError
+from ftlib.issues import Issue
+from ftlib.records import Example, RecordError
+
+BOM = b"\xef\xbb\xbf"
+Read = tuple[str | None, Example | Issue]  # (name of the format it was read as, or None) and what was read
+
+
+def _known() -> str:
+    return ", ".join(formats.all_formats())
+
+
+def _pick(obj: dict[str, Any], prefer: Sequence[str]) -> Format | None:
+    for name in prefer:
+        fmt = formats.get(name)
+        if fmt.detect(obj):
+            return fmt
+    return formats.detect(obj)
+
+
+def decode_object(obj: Any, source: str, forced: str | None = None, prefer: Sequence[str] = ()) -> Read:
+    """A parsed record -> (format name, Example), or (None, Issue) naming the problem and the fix. Never raises on
+    bad data. `forced` names the only format to try; `prefer` lists formats to try before auto-detection."""
+    if not isinstance(obj, dict):
+        return None, Issue("bad_record", "error", f"a record must be a JSON object, got {type(obj).__name__}; "
+                           "write one JSON object per line (or per array element)", source=source)
+    fmt = formats.get(forced) if forced else _pick(obj, prefer)
+    if fmt is None:
+        keys = ", ".join(sorted(obj)[:8]) or "none"
+        return None, Issue("unknown_format", "error", f"the record (keys: {keys}) matches no known format; write it "
+                           f"in one of: {_known()} (e.g. {{\"messages\": [...]}})", source=source)
+    try:
+        return fmt.name, fmt.decode(obj, source)
+    except FormatError as e:
+        return None, Issue(e.code, "error", f"{fmt.name}: {e}", source=source, field=e.field)
+    except (RecordError, ValueError, TypeError, KeyError, AttributeError) as e:  # a decoder gap: still data
+        return None, Issue("bad_record", "error", f"{fmt.name}: cannot decode this record ({e!r}); check it against "
+                           "the format's documentation", source=source, field=getattr(e, "field", None))
+
+
+def parse(raw: bytes) -> Any | Issue:
+    try:
+        return orjson.loads(raw.rstrip(b"\r\n"))
+    except orjson.JSONDecodeError as e:
+        return Issue("bad_json", "error", f"not valid JSON ({e}); write one complete JSON object per line "
+                     "(no trailing commas, no line breaks inside an object, UTF-8)")
+
+
+def decode_line(raw: bytes, source: str, forced: Format | str | None = None, prefer: Sequence[str] = ()) -> Read:
+    """One JSON Lines line -> (format name, Example) or (None, Issue)."""
+    obj = parse(raw)
+    if isinstance(obj, Issue):
+        return None, Issue(obj.code, obj.severity, obj.message, source=source)
+    name = forced.name if forced is not None and not isinstance(forced, str) else forced
+    return decode_object(obj, source, name, prefer)
+
+
+def raw_lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each non-blank line of a binary stream; a UTF-8 BOM on line 1 is dropped."""
+    for lineno, raw in enumerate(fh, 1):
+        if lineno == 1 and raw.startswith(BOM):
+            raw = raw[3:]
+        if raw and not raw.isspace():
+            yield lineno, raw
