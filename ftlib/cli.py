@@ -173,6 +173,9 @@ def _register_job_commands() -> None:
     except ImportError:  # provider layer not installed in this build
         return
     cli_jobs.register(app)
+    from ftlib import cli_evaluate
+
+    cli_evaluate.register(app)
 
 
 _register_job_commands()

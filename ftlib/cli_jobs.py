@@ -140,16 +140,19 @@ def models(
     """Fine-tuned models and jobs recorded under models/, next to the dataset hash they were trained on."""
     with exit_codes(_INTERRUPTED):
         records = Ledger(models_dir).records()
-        rows = [{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
-                                       "job_key")} for r in records]
+        rows = [{**{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
+                                          "job_key", "eval_sha256")},
+                 "score": (r.get("evaluation") or {}).get("score")} for r in records]  # ftlib evaluate's score
         if as_json:
             typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
             return
-        table = Table("dataset", "provider", "base model", "status", "model id", "job id")
+        table = Table("dataset", "provider", "base model", "status", "model id", "job id", "eval set", "score")
         for r in rows:
             # str(): a hand-edited or foreign record may hold numbers (a numeric job id) where text is expected
             table.add_row(*(str(r[k] if r[k] is not None else "")[: 12 if k == "dataset_sha256" else None]
-                            for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id")))
+                            for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id")),
+                          (r["eval_sha256"] or "")[:12],
+                          "" if r["score"] is None else str(r["score"]))
         Console(width=200).print(table) if rows else _line(Console(), f"no jobs recorded in {models_dir}")
 
 

@@ -20,6 +20,7 @@ INGEST_REPORT = REPORTS / "ingest.json"
 EXPORTS = BUILD / "export"
 ARTIFACTS = BUILD / "models"  # what a job produced that DVC stores (a local adapter), one folder per target
 RUNS = Path(".ftlib") / "runs"  # local training runs (checkpoints, logs): one folder per job key, not tracked
+EVAL_CACHE = Path(".ftlib") / "eval"  # model replies already paid for (ftlib.evaluate.cache), not tracked
 PARAMS = Path("params.yaml")
 
 
@@ -47,5 +48,10 @@ def method_files(method: Method) -> tuple[str, str]:
 
 
 def report(stage: str, target: str) -> Path:
-    """reports/<stage>/<target>.json for stage in export, validation, estimate, finetune."""
+    """reports/<stage>/<target>.json for stage in export, validation, estimate, finetune, eval."""
     return REPORTS / stage / f"{target}.json"
+
+
+def eval_examples(report_path: Path) -> Path:
+    """The per-example results beside an eval report: reports/eval/<target>.examples.jsonl."""
+    return report_path.with_name(f"{report_path.stem}.examples.jsonl")

@@ -25,6 +25,7 @@ RECORD_FIELDS = frozenset({
     "job_key", "provider", "base_model", "method", "hyperparameters", "suffix", "attempt",
     "dataset_sha256", "validation_sha256", "train_file", "validation_file", "train_ref", "validation_ref",
     "job_id", "status", "model_id", "error", "console_url", "seed", "base_model_revision", "metrics",
+    "eval_sha256", "evaluation",  # the held-out file the model was scored on, and the scores (ftlib.evaluate)
 })
 SUBMITTING = "submitting"  # intent recorded, no job id yet
 SUBMITTED = "submitted"  # job created, state not polled yet

@@ -17,6 +17,7 @@ from ftlib.limits import ModelSpec, SplitLimits, normalise_model
 
 if TYPE_CHECKING:
     from ftlib.checks import Sink
+    from ftlib.evaluate.generator import Generator
     from ftlib.formats.base import Format
     from ftlib.jobs.spec import Backend
     from ftlib.records import Example
@@ -55,6 +56,7 @@ class Target:
     console: str | None = None  # where a user sees jobs when the backend gives no per-job link
     export: str | None = None  # the target whose export files this one trains on (default: its own)
     deps: tuple[str, ...] = ()  # extra code folders its stages run (for dvc.yaml deps), besides its own package
+    generator: str | None = None  # "module:Class" answering prompts with a tuned model (ftlib.evaluate); None: none
 
     @property
     def export_name(self) -> str:
@@ -83,3 +85,11 @@ class Target:
     def make_backend(self, options: dict[str, Any] | None = None) -> Backend:
         """The job backend with its params.yaml settings; credentials come from the SDK's usual environment."""
         return self.backend_class()(dict(options or {}))
+
+    def make_generator(self, options: dict[str, Any] | None = None) -> Generator:
+        """The generation hook (ftlib.evaluate.generator.Generator) with its settings; its SDK loads on first call."""
+        if self.generator is None:
+            raise ValueError(f"{self.name} cannot evaluate models: it declares no generator; evaluate a target that "
+                             "runs jobs (`ftlib targets`)")
+        module_name, _, attr = self.generator.partition(":")
+        return getattr(importlib.import_module(module_name), attr)(dict(options or {}))

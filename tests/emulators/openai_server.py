@@ -7,6 +7,10 @@ Jobs move validating_files -> queued -> running -> succeeded one step per GET of
 Failure injection: inject(status, path_prefix, count), delay(path_prefix, seconds), deny_training (403
 training_not_available), fail_jobs_with (the next jobs end failed with that error), hang_create ("before": block
 without storing; "after": store the job, then block) so a test can kill the client mid-call.
+
+Chat completions (evaluation) answer deterministically: `chat_reply(request) -> str | {"content", "tool_calls":
+[{"name", "arguments"}]}` decides the reply (default: "echo: <last user text>"); a fine-tuned id ("ft:...") that no
+succeeded job produced is a 404 model_not_found, like OpenAI; every request body is kept in `chat_requests`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +48,8 @@ class OpenAIEmulator:
         self.fail_jobs_with: tuple[str, str] | None = None
         self.hang_create: str | None = None
         self.create_attempts = 0  # POST /fine_tuning/jobs seen (hung ones included)
+        self.chat_reply: Callable[[dict[str, Any]], str | dict[str, Any]] | None = None
+        self.chat_requests: list[dict[str, Any]] = []  # POST /chat/completions bodies that reached a model
         self._faults: list[list[Any]] = []  # [method|None, path_prefix, status, remaining]
         self._delays: dict[str, float] = {}
         self._release = threading.Event()
@@ -133,7 +140,7 @@ class OpenAIEmulator:
         for prefix, seconds in self._delays.items():
             if path.startswith(prefix):
                 time.sleep(seconds)
-        if headers.get("Authorization") != f"Bearer {self.api_key}":
+        if headers.get("Authorization") != f"Bearer {self.api_key}" and headers.get("api-key") != self.api_key:
             return 401, _error("Incorrect API key provided", "invalid_api_key")
         for pattern, (verb, fn) in _ROUTES:
             m = re.fullmatch(pattern, path)
@@ -278,7 +285,38 @@ class OpenAIEmulator:
         return 200, {"object": "list", "data": events, "has_more": False}
 
 
+    # chat completions (evaluation of tuned models)
+    def _chat(self, m: Any, q: Any, headers: Any, body: bytes) -> tuple[int, Any]:
+        req = json.loads(body or b"{}")
+        model = m.groupdict().get("deployment") or req.get("model") or ""  # Azure: the deployment in the path
+        with self.lock:
+            tuned = {j["fine_tuned_model"] for j in self.jobs.values() if j.get("fine_tuned_model")}
+            if model.startswith("ft:") and model not in tuned:
+                return 404, _error(f"The model `{model}` does not exist or you do not have access to it.",
+                                   "model_not_found")
+            self.chat_requests.append(req)
+            n = len(self.chat_requests)
+        last = next((x.get("content") for x in reversed(req.get("messages") or []) if x.get("role") == "user"), "")
+        answer = self.chat_reply(req) if self.chat_reply else f"echo: {last}"
+        answer = {"content": answer} if isinstance(answer, str) else answer
+        message: dict[str, Any] = {"role": "assistant", "content": answer.get("content"), "refusal": None}
+        if answer.get("tool_calls"):
+            message["tool_calls"] = [{"id": f"call_{n}_{i}", "type": "function",
+                                      "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                     for i, c in enumerate(answer["tool_calls"])]
+        prompt_tokens = sum(len(str(x.get("content") or "").split()) + 3 for x in req.get("messages") or [])
+        completion_tokens = len(str(answer.get("content") or "").split()) + 1
+        finish = "tool_calls" if answer.get("tool_calls") else "stop"
+        return 200, {"id": f"chatcmpl-{n:06d}", "object": "chat.completion", "created": int(time.time()),
+                     "model": model, "choices": [{"index": 0, "message": message, "logprobs": None,
+                                                  "finish_reason": finish}],
+                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                               "total_tokens": prompt_tokens + completion_tokens}}
+
+
 _ROUTES: list[tuple[str, tuple[str, Any]]] = [
+    (r"/v1/chat/completions", ("POST", OpenAIEmulator._chat)),
+    (r"/openai/deployments/(?P<deployment>[^/]+)/chat/completions", ("POST", OpenAIEmulator._chat)),  # Azure
     (r"/v1/files", ("POST", OpenAIEmulator._files_create)),
     (r"/v1/files", ("GET", OpenAIEmulator._files_list)),
     (r"/v1/files/(?P<id>[^/]+)", ("GET", OpenAIEmulator._files_get)),

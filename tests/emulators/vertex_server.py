@@ -5,6 +5,10 @@ It speaks the wire format the SDK uses with `vertexai=True` (PROVIDERS.md): crea
 so a test decides how long a job runs by how often it polls, with no sleeping. Failure injection covers what a real
 submitter meets: 429/500 bursts, slow answers, jobs that fail, an ignored list filter, and a create that stores the
 job and then never answers (the window in which a crashing submitter leaves an orphan job behind).
+
+`{model}:generateContent` (evaluation) answers for a succeeded job's endpoint or a publisher model, deterministically:
+`content_reply(body) -> str | {"text", "function_calls": [{"name", "args"}]}` (default "echo: <last user text>");
+an endpoint no succeeded job produced is a 404. Request bodies are kept in `generate_requests`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,6 +33,8 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSIO
 _LABEL_FILTER = re.compile(r'labels\.([a-z0-9_-]+)\s*[:=]\s*"?([^"\s]*)"?')
 _CREATE = re.compile(rf"^{API}/projects/([^/]+)/locations/([^/]+)/tuningJobs$")
 _JOB = re.compile(rf"^{API}/(projects/[^/]+/locations/[^/]+/tuningJobs/[^/:]+)(:cancel)?$")
+_GENERATE = re.compile(rf"^{API}/(projects/[^/]+/locations/[^/]+/(?:endpoints/[^/:]+|publishers/google/models/[^/:]+))"
+                       r":generateContent$")
 
 
 @dataclass
@@ -57,6 +64,8 @@ class VertexEmulator:
         self.requests: list[tuple[str, str]] = []  # (method, path with query) as received
         self.hang_after_create = False  # store the job, then never answer the create call
         self.fail_after_create: int | None = None  # store the job, then answer the create call with this status
+        self.content_reply: Callable[[dict[str, Any]], str | dict[str, Any]] | None = None
+        self.generate_requests: list[tuple[str, dict[str, Any]]] = []  # (model, body) that reached a model
         self._faults: list[_Fault] = []
         self._fail_next_jobs: list[str] = []
         self._ids = itertools.count(1000)
@@ -191,6 +200,27 @@ class VertexEmulator:
         return 200, out
 
 
+    def _generate(self, model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            endpoints = {(j.body.get("tunedModel") or {}).get("endpoint") for j in self.jobs.values()}
+            if "/endpoints/" in model and model not in endpoints:
+                return _error(404, f"Endpoint {model} not found.")
+            self.generate_requests.append((model, body))
+        users = [c for c in body.get("contents") or [] if c.get("role") == "user"]
+        last = "".join(p.get("text", "") for p in (users[-1].get("parts") if users else []))
+        answer = self.content_reply(body) if self.content_reply else f"echo: {last}"
+        answer = {"text": answer} if isinstance(answer, str) else answer
+        parts: list[dict[str, Any]] = [{"text": answer["text"]}] if answer.get("text") else []
+        parts += [{"functionCall": {"name": c["name"], "args": c.get("args") or {}}}
+                  for c in answer.get("function_calls") or []]
+        prompt_tokens = sum(len(p.get("text", "").split()) + 1 for c in body.get("contents") or []
+                            for p in c.get("parts") or [])
+        return 200, {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}],
+                     "usageMetadata": {"promptTokenCount": prompt_tokens,
+                                       "candidatesTokenCount": len(str(answer.get("text") or "").split()) + 1},
+                     "modelVersion": model}
+
+
 def _advance(job: EmulatedJob) -> None:
     """One step per poll; terminal states stay put."""
     body = job.body
@@ -262,6 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
             if status == 200 and emu.fail_after_create:
                 status, out = _error(emu.fail_after_create, "Injected failure after the job was stored.")
             return self._send(status, out)
+        if (m := _GENERATE.match(url.path)) and method == "POST":
+            return self._send(*emu._generate(m[1], body))
         if m := _JOB.match(url.path):
             if m[2] and method == "POST":
                 return self._send(*emu._cancel(m[1]))

@@ -17,5 +17,6 @@ TARGET = Target(
     default_base_model=models.DEFAULT_BASE_MODEL,
     hyperparameters=HYPERPARAMETERS,
     backend="ftlib.targets.anthropic.backend:BedrockBackend",
+    generator="ftlib.targets.anthropic.generate:BedrockGenerator",
     console="https://us-west-2.console.aws.amazon.com/bedrock/home?region=us-west-2#/custom-models",
 )

@@ -17,5 +17,6 @@ TARGET = Target(
     default_base_model=models.DEFAULT_BASE_MODEL,
     hyperparameters=HYPERPARAMETERS,
     backend="ftlib.targets.gemini.backend:VertexBackend",
+    generator="ftlib.targets.gemini.generate:VertexGenerator",
     console="https://console.cloud.google.com/vertex-ai/studio/tuning",
 )

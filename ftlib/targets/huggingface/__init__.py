@@ -31,5 +31,6 @@ LOCAL = Target(
     rules=TARGET.rules,
     hyperparameters=HYPERPARAMETERS,
     backend="ftlib.targets.huggingface.local:LocalBackend",
+    generator="ftlib.targets.huggingface.generate:LocalGenerator",
     export="huggingface",
 )

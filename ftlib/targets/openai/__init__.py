@@ -19,5 +19,6 @@ TARGET = Target(
     default_epochs=models.default_epochs,
     hyperparameters=HYPERPARAMETERS,
     backend="ftlib.targets.openai.backend:OpenAIBackend",
+    generator="ftlib.targets.openai.generate:OpenAIGenerator",
     console="https://platform.openai.com/finetune",
 )

@@ -1,0 +1,337 @@
+"""Evaluating tuned models (ftlib.evaluate), as a user drives it: every backend through its real SDK against the
+emulators on 127.0.0.1 (OpenAI and Azure OpenAI chat completions, Vertex generateContent, Claude on Bedrock through
+anthropic.AnthropicBedrock and moto), the local adapter with the tiny model, and `dvc metrics diff` across a retrain.
+Calls are counted at the emulators: a first run makes N, a second run 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from emulators.moto_server import moto_aws, moto_url  # noqa: F401  (fixtures)
+from emulators.openai_server import OpenAIEmulator
+
+from ftlib.errors import ConfigError, ProviderError
+from ftlib.evaluate import evalset, evaluate, scoring
+from ftlib.evaluate.generator import ModelUnavailable, Reply
+from ftlib.finetune import plan_or_submit
+from ftlib.jobs.ledger import Ledger
+from ftlib.jobs.submit import Poll
+from ftlib.records import Message, ToolCall
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SECRET = "sk-test-never-log-me-3c1d"
+FAST = Poll(0.01, 1.5, 0.05)
+SYSTEM = {"role": "system", "content": "You are Ledgerly's support assistant."}
+LOOKUP = {"type": "function", "function": {"name": "lookup_invoice", "description": "Find an invoice",
+                                           "parameters": {"type": "object",
+                                                          "properties": {"invoice": {"type": "string"}}}}}
+
+
+# -- the eval set: text, JSON and tool-call answers --------------------------------------------------------------------
+
+def chat(question: str, answer: str | None = None, call: dict[str, Any] | None = None) -> dict[str, Any]:
+    reply: dict[str, Any] = {"role": "assistant", "content": answer or ""}
+    line: dict[str, Any] = {"messages": [SYSTEM, {"role": "user", "content": question}, reply]}
+    if call:
+        reply["tool_calls"] = [{"id": "call_1", "type": "function",
+                                "function": {"name": call["name"], "arguments": json.dumps(call["args"])}}]
+        line["tools"] = [LOOKUP]
+    return line
+
+
+HELD_OUT = [
+    chat("How do I reset my password?", "Open Settings, then Security, and click Reset password."),
+    chat("Can I pay by bank transfer?", "Yes, choose Bank transfer at checkout."),
+    chat("Where are my receipts?", "Receipts are under Billing, then History."),
+    chat("Give invoice INV-7 as JSON", '{"id": "INV-7", "total": 40}'),
+    chat("Give invoice INV-8 as JSON", '{"id": "INV-8", "total": 15}'),
+    chat("What is on invoice INV-9?", call={"name": "lookup_invoice", "args": {"invoice": "INV-9"}}),
+]
+# What a well-tuned model answers: two texts exactly, one loosely; one JSON right, one wrong but in a code fence;
+# the tool call right.
+GOOD = {
+    "How do I reset my password?": "Open Settings, then Security, and click Reset password.",
+    "Can I pay by bank transfer?": "Yes, choose Bank transfer at checkout.",
+    "Where are my receipts?": "You find receipts in Billing.",
+    "Give invoice INV-7 as JSON": '{"total": 40, "id": "INV-7"}',
+    "Give invoice INV-8 as JSON": '```json\n{"id": "INV-8", "total": 99}\n```',
+    "What is on invoice INV-9?": {"tool_calls": [{"name": "lookup_invoice", "arguments": '{"invoice": "INV-9"}'}]},
+}
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+
+
+def project(root: Path, *, submit: bool = True, extra: dict[str, Any] | None = None) -> Path:
+    """A project folder: an OpenAI export (train + held-out validation) and params.yaml."""
+    write_jsonl(root / "build/export/openai/train.jsonl", [chat(f"Question {i}?", f"Answer {i}.") for i in range(12)])
+    write_jsonl(root / "build/export/openai/validation.jsonl", HELD_OUT)
+    params = {"launch": {"submit": submit, "wait": True},
+              "finetune": {"openai": {"export": "openai", "method": "supervised",
+                                      "hyperparameters": {"n_epochs": 1}, "attempt": 0, "max_retries": 3}},
+              "evaluate": {"max_tokens": 256, "concurrency": 3, **(extra or {})}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def params_of(root: Path) -> dict[str, Any]:
+    return yaml.safe_load((root / "params.yaml").read_text())
+
+
+def train(root: Path) -> str:
+    """A real job on the emulator, waited for: the ledger then holds the fine-tuned model id."""
+    settings = params_of(root)["finetune"]["openai"]
+    result = plan_or_submit(root / "build/export/openai", "openai", settings, submit=True, wait=True,
+                            models_dir=root / "models", poll=FAST)
+    return result["job"]["model_id"]
+
+
+def answer(emu: OpenAIEmulator, good_model: str | None = None) -> None:
+    """The emulator answers like a tuned model for `good_model` (every model when None), else unhelpfully."""
+    def reply(req: dict[str, Any]) -> Any:
+        question = next(m["content"] for m in reversed(req["messages"]) if m["role"] == "user")
+        if good_model is None or req["model"] == good_model:
+            return GOOD[question]
+        return "I do not know."
+    emu.chat_reply = reply
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIEmulator]:
+    for var in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "OPENAI_API_VERSION"):
+        monkeypatch.delenv(var, raising=False)
+    with OpenAIEmulator(api_key=SECRET) as e:
+        for var, value in e.env().items():
+            monkeypatch.setenv(var, value)
+        yield e
+
+
+def ftlib(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, **(env or {}), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([str(BIN / "ftlib"), *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=120)
+
+
+def read(path: Path) -> Any:
+    return orjson.loads(path.read_bytes())
+
+
+# -- scoring and the eval set (pure) -----------------------------------------------------------------------------------
+
+def test_scores_fit_the_reference() -> None:
+    text = scoring.score(Message("assistant", "Open Settings and click Reset."),
+                         Reply("open settings, click reset"))
+    assert text["kind"] == "text" and text["exact_match"] == 0.0
+    assert text["token_f1"] == pytest.approx(2 * 0.8 * 1.0 / 1.8, abs=1e-6)  # 4 of 5 reference words, all 4 replied
+    assert scoring.score(Message("assistant", "Grüße aus Köln"), Reply("Grüße aus Köln"))["token_f1"] == 1.0
+    assert scoring.score(Message("assistant", "Déjà vu"), Reply("Hello"))["token_f1"] == 0.0  # non-ASCII counts
+
+    ref = Message("assistant", '{"id": "INV-7", "total": 40}')
+    assert scoring.score(ref, Reply('```json\n{"total": 40, "id": "INV-7"}\n```'))["match"] == 1.0
+    bad = scoring.score(ref, Reply("Sure! here it is: {id: INV-7}"))
+    assert (bad["kind"], bad["parse_rate"], bad["match"], bad["score"]) == ("json", 0.0, 0.0, 0.0)
+    schema = scoring.schema_validator({"type": "object", "required": ["id", "total"],
+                                       "properties": {"total": {"type": "number"}}})
+    assert scoring.score(ref, Reply('{"id": "X", "total": "forty"}'), schema)["schema_valid"] == 0.0
+
+    call = Message("assistant", tool_calls=(ToolCall("c1", "lookup_invoice", '{"invoice": "INV-9"}'),))
+    assert scoring.score(call, Reply(tool_calls=(("lookup_invoice", '{ "invoice":"INV-9" }'),)))["score"] == 1.0
+    half = scoring.score(call, Reply(tool_calls=(("lookup_invoice", '{"invoice": "INV-1"}'),)))
+    assert (half["name_match"], half["args_match"], half["score"]) == (1.0, 0.0, 0.5)
+    assert scoring.score(call, Reply("I will look it up"))["score"] == 0.0
+
+    rows = [scoring.score(ref, Reply('{"id": "INV-7", "total": 40}')), text]
+    summary = scoring.summarize(rows)
+    assert summary["examples"] == 2 and summary["json"] == {"examples": 1, "parse_rate": 1.0, "match": 1.0}
+    assert scoring.gain(summary, {**summary, "score": 0.25})["score"] == round(summary["score"] - 0.25, 6)
+
+
+def test_eval_set_is_test_else_validation_cut_at_the_last_assistant_turn(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    write_jsonl(export / "validation.jsonl", HELD_OUT)
+    data = evalset.load(export, "openai", "sft")
+    assert data.split == "validation" and len(data.cases) == len(HELD_OUT)
+    first = data.cases[0]
+    assert [m.role for m in first.prompt.messages] == ["system", "user"]
+    assert first.reference.content.startswith("Open Settings") and first.source == "validation.jsonl:1"
+    assert data.cases[5].reference.tool_calls[0].name == "lookup_invoice" and data.cases[5].prompt.tools
+    multi = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                          {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye!"}]}
+    no_reply = {"messages": [{"role": "assistant", "content": "Welcome!"}, {"role": "user", "content": "Hi"}]}
+    write_jsonl(export / "test.jsonl", [multi, no_reply])
+    data = evalset.load(export, "openai", "sft")
+    assert data.split == "test" and len(data.cases) == 1
+    assert [m.content for m in data.cases[0].prompt.messages] == ["Hi", "Hello!", "Bye"]
+    assert data.cases[0].reference.content == "Goodbye!"
+    assert [i.source for i in data.skipped] == ["test.jsonl:2"]  # listed, not silently dropped
+    (export / "test.jsonl").unlink()
+    (export / "validation.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match=r"validation\.jsonl.*split\.ratios"):
+        evalset.load(export, "openai", "sft")
+
+
+def test_settings_are_checked_with_the_fix(tmp_path: Path) -> None:
+    root = project(tmp_path, extra={"temprature": 0.2})
+    with pytest.raises(ValueError, match=r"evaluate\.temprature is not a setting; use one of: .*temperature"):
+        evaluate(root / "build/export/openai", "openai", params_of(root), submit=False, project=root)
+    root = project(tmp_path, extra={"openai": {"concurrency": 0}})
+    with pytest.raises(ValueError, match=r"evaluate\.openai\.concurrency=0: input should be greater than"):
+        evaluate(root / "build/export/openai", "openai", params_of(root), submit=False, project=root)
+    root = project(tmp_path, extra={"openai": {"provisioned": {}}})
+    with pytest.raises(ValueError, match=r"evaluate\.openai\.provisioned is not a setting for openai"):
+        evaluate(root / "build/export/openai", "openai", params_of(root), submit=False, project=root)
+
+
+# -- OpenAI through the real SDK ---------------------------------------------------------------------------------------
+
+def test_plan_then_evaluate_then_nothing_to_call(tmp_path: Path, emu: OpenAIEmulator) -> None:
+    root = project(tmp_path, submit=False)
+    answer(emu)
+    out = "reports/eval/openai.json"
+
+    before = ftlib(root, "evaluate", "build/export/openai", "--provider", "openai", "--out", out)
+    assert before.returncode == 0, before.stderr
+    assert "no model yet: no job for key" in before.stderr and "6 call(s)" in before.stderr
+    assert read(root / out)["evaluated"] is False and emu.chat_requests == []
+
+    model = train(root)
+    plan = ftlib(root, "evaluate", "build/export/openai", "--provider", "openai", "--out", out)
+    assert plan.returncode == 0, plan.stderr
+    assert "plan mode (launch.submit is false)" in plan.stderr and f"tuned model {model}: 6 call(s)" in plan.stderr
+    assert "about $0.0" in plan.stderr and "not evaluated; 6 call(s) needed, about $" in plan.stdout
+    report = read(root / out)
+    assert report["plan"]["calls"] == 6 and report["plan"]["estimated_cost_usd"] > 0 and emu.chat_requests == []
+    assert (root / "reports/eval/openai.examples.jsonl").read_bytes() == b""
+
+    run = ftlib(root, "evaluate", "build/export/openai", "--provider", "openai", "--out", out, "--submit")
+    assert run.returncode == 0, run.stderr
+    assert len(emu.chat_requests) == 6 and {r["model"] for r in emu.chat_requests} == {model}
+    assert all("weight" not in m for r in emu.chat_requests for m in r["messages"])
+    assert emu.chat_requests[-1]["max_completion_tokens"] == 256
+    report = read(root / out)
+    scores = report["scores"]
+    assert report["evaluated"] is True and report["model_id"] == model and scores["examples"] == 6
+    assert scores["text"]["examples"] == 3 and scores["text"]["exact_match"] == pytest.approx(2 / 3, abs=1e-6)
+    assert scores["json"] == {"examples": 2, "parse_rate": 1.0, "match": 0.5}
+    assert scores["tool_call"] == {"examples": 1, "name_match": 1.0, "args_match": 1.0}
+    assert report["eval_set"]["sha256"] == hashlib_sha256(root / "build/export/openai/validation.jsonl")
+    assert report["usage"]["input_tokens"] > 0 and report["cost_usd"] > 0
+    rows = [orjson.loads(x) for x in (root / "reports/eval/openai.examples.jsonl").read_bytes().splitlines()]
+    assert [r["score"] for r in rows] == sorted(r["score"] for r in rows)  # worst first
+    assert rows[0]["source"] == "validation.jsonl:5" and rows[0]["reference"] == '{"id": "INV-8", "total": 15}'
+    assert report["worst"][0] == {"source": "validation.jsonl:5", "score": 0.0}
+    assert f"openai {model}: score {scores['score']} on 6 examples" in run.stdout
+
+    # The score sits next to the model id and the dataset hash, and `ftlib models` shows it.
+    record = next(r for r in Ledger(root / "models").records("openai") if r["model_id"] == model)
+    assert record["eval_sha256"] == report["eval_set"]["sha256"]
+    assert record["evaluation"]["score"] == scores["score"] and record["evaluation"]["examples"] == 6
+    listed = json.loads(ftlib(root, "models", "--json").stdout)
+    assert listed[0]["score"] == scores["score"] and listed[0]["eval_sha256"] == record["eval_sha256"]
+    table = ftlib(root, "models").stdout
+    assert record["dataset_sha256"][:12] in table and model in table and str(scores["score"]) in table
+
+    # Spend once: a second run (submit or plan, CLI or library) asks nothing and writes the same bytes.
+    first_bytes = (root / out).read_bytes(), (root / "reports/eval/openai.examples.jsonl").read_bytes()
+    again = ftlib(root, "evaluate", "build/export/openai", "--provider", "openai", "--out", out, "--submit")
+    assert again.returncode == 0 and "all replies from the cache" in again.stderr
+    planned = evaluate(root / "build/export/openai", "openai", params_of(root), submit=False, project=root,
+                       out=root / out)
+    assert planned.calls == 0 and len(emu.chat_requests) == 6
+    assert ((root / out).read_bytes(), (root / "reports/eval/openai.examples.jsonl").read_bytes()) == first_bytes
+    assert SECRET not in (root / out).read_text() + run.stderr + run.stdout
+
+
+def hashlib_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_job_still_running_is_a_clear_message(tmp_path: Path, emu: OpenAIEmulator) -> None:
+    root = project(tmp_path)
+    settings = params_of(root)["finetune"]["openai"]
+    plan_or_submit(root / "build/export/openai", "openai", settings, submit=True, wait=False,
+                   models_dir=root / "models")
+    r = ftlib(root, "evaluate", "build/export/openai", "--provider", "openai", "--out", "reports/eval/openai.json")
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert "no model yet: job ftjob-" in r.stderr and "is submitted" in r.stderr and "ftlib status --key" in r.stderr
+    assert emu.chat_requests == []
+
+
+def test_sdk_retries_then_only_failed_prompts_are_asked_again(tmp_path: Path, emu: OpenAIEmulator) -> None:
+    root = project(tmp_path)
+    train(root)
+    answer(emu)
+    emu.inject(429, "/chat/completions", count=2)  # retried by the SDK itself (max_retries), invisible to the run
+    emu.inject(400, "/chat/completions", count=1)  # a refusal of one prompt: not retried
+    export, params = root / "build/export/openai", params_of(root)
+    with pytest.raises(ProviderError, match=r"1 call\(s\) failed .*HTTP 400.*re-running asks only for the failed"):
+        evaluate(export, "openai", params, submit=True, project=root, out=root / "reports/eval/openai.json")
+    assert not (root / "reports/eval/openai.json").exists()  # all or nothing
+    assert len(emu.chat_requests) == 5
+    retry = evaluate(export, "openai", params, submit=True, project=root, out=root / "reports/eval/openai.json")
+    assert retry.calls == 1 and len(emu.chat_requests) == 6 and retry.report["evaluated"]
+
+
+def test_compare_base_shows_the_gain(tmp_path: Path, emu: OpenAIEmulator) -> None:
+    root = project(tmp_path, extra={"compare_base": True})
+    model = train(root)
+    answer(emu, good_model=model)
+    result = evaluate(root / "build/export/openai", "openai", params_of(root), submit=True, project=root,
+                      out=root / "reports/eval/openai.json")
+    report = result.report
+    assert result.calls == 12 and {r["model"] for r in emu.chat_requests} == {model, "gpt-4o-mini-2024-07-18"}
+    assert report["base"]["scores"]["score"] < report["scores"]["score"]
+    assert report["gain"]["score"] == pytest.approx(report["scores"]["score"] - report["base"]["scores"]["score"])
+    assert report["base"]["cost_usd"] < report["cost_usd"] * 2  # base answers are priced at base-model rates
+    worst = orjson.loads((root / "reports/eval/openai.examples.jsonl").read_bytes().splitlines()[0])
+    assert worst["base"]["reply"] == "I do not know." and "gain" in worst
+
+
+def test_no_credentials_plans_and_a_deleted_model_stops_the_run(tmp_path: Path, emu: OpenAIEmulator,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path)
+    train(root)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    plan = evaluate(root / "build/export/openai", "openai", params_of(root), submit=True, project=root)
+    assert plan.report["evaluated"] is False and "OPENAI_API_KEY" in plan.report["reason"]
+    assert plan.calls == 0 and emu.chat_requests == []
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with pytest.raises(ModelUnavailable, match="OpenAI has no model 'ft:gone'"):
+        evaluate(root / "build/export/openai", "openai", params_of(root), submit=True, project=root,
+                 model_id="ft:gone")
+    asked = [path for _, path in emu.requests if path.endswith("/chat/completions")]
+    assert 1 <= len(asked) <= 3  # the calls already in flight (concurrency 3), never all 6
+
+
+def test_azure_openai_answers_through_its_deployment(tmp_path: Path, emu: OpenAIEmulator,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path)
+    model = train(root)  # trained on OpenAI's API; now served by an Azure deployment of the same id
+    answer(emu)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    for var, value in {"AZURE_OPENAI_ENDPOINT": emu.base_url.removesuffix("/v1"), "AZURE_OPENAI_API_KEY": SECRET,
+                       "OPENAI_API_VERSION": "2025-04-01-preview"}.items():
+        monkeypatch.setenv(var, value)
+    params = params_of(root)
+    params["finetune"]["openai"]["azure"] = True
+    with pytest.raises(ConfigError, match=r"deploy .* set evaluate\.openai\.deployment"):
+        evaluate(root / "build/export/openai", "openai", params, submit=True, project=root)
+    params["evaluate"]["openai"] = {"deployment": "ledgerly-ft"}
+    result = evaluate(root / "build/export/openai", "openai", params, submit=True, project=root)
+    assert result.report["evaluated"] and result.report["model_id"] == model and result.calls == 6
+    assert {r["model"] for r in emu.chat_requests} == {"ledgerly-ft"}
+    assert any(path == "/openai/deployments/ledgerly-ft/chat/completions" for _, path in emu.requests)
