@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from ftlib.issues import Issue, Severity
-from ftlib.records import ROLES, Attachment, Example, Message
+from ftlib.limits import ImageLimits
+from ftlib.records import ROLES, Attachment, Example, Message, sniff_mime
 from ftlib.secret_scan import SECRET_NAMES, find_secrets, redact
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -154,6 +155,96 @@ def check_secrets(ex: Example, s: Sink) -> None:
                     f"{redact(fld)} contains what looks like {SECRET_NAMES[kind]} ({kind}); {_SECRET_FIX}")
 
 
+# -- attachments ------------------------------------------------------------------------------------
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+                 "audio/mp3": "audio/mpeg", "audio/x-wav": "audio/wav", "audio/wave": "audio/wav"}
+_BINARY_KINDS = ("image/", "audio/", "video/", "application/pdf")
+
+
+def is_local_reference(uri: str) -> bool:
+    """A reference to a file on some machine: a file: URL or a path (/etc/passwd, ../x.png, C:\\x, \\\\host\\x,
+    images/a.png). Remote URLs (https:, gs:, s3:, data:) are not; "C:" is a drive letter, not a scheme."""
+    u = uri.strip()
+    if not u:
+        return False
+    if u[:5].lower() == "file:":
+        return True
+    scheme = _SCHEME.match(u)
+    return not (scheme and len(scheme.group(0)) > 2)
+
+
+def _declared(mime: str) -> str:
+    m = mime.split(";")[0].strip().lower()
+    return _MIME_ALIASES.get(m, m)
+
+
+def check_local_references(ex: Example, s: Sink) -> None:
+    """No attachment may point at a local file: a trainer or uploader would read this machine's files."""
+    for path, m in fields(ex):
+        for j, a in enumerate(m.attachments):
+            if a.uri and is_local_reference(a.uri):
+                s.error("local_attachment_path", f"{path}.attachments[{j}].uri",
+                        "the attachment points at a local file (a path or file: URL); ftlib never reads local "
+                        "files into an export and a trainer must not either: inline the bytes (a data: URL, or "
+                        "Attachment.from_path) or upload the file and use its https:// or gs:// URL")
+
+
+def local_reference_issues(ex: Example) -> list[Issue]:
+    """check_local_references as a list (the exporters refuse such examples whatever the target)."""
+    s = Sink(ex)
+    check_local_references(ex, s)
+    return s.issues
+
+
+def check_attachments(ex: Example, s: Sink) -> None:
+    """Every target: no local file references, and inline bytes are what their declared type says (HTML labelled
+    image/png is not an image)."""
+    check_local_references(ex, s)
+    for path, m in fields(ex):
+        for j, a in enumerate(m.attachments):
+            fld = f"{path}.attachments[{j}]"
+            if a.data is None:
+                continue
+            declared = _declared(a.mime_type)
+            sniffed = sniff_mime(a.data)
+            if sniffed is None and declared.startswith(_BINARY_KINDS):
+                s.error("attachment_type_mismatch", f"{fld}.mime_type",
+                        f"the attachment is declared {declared} but its bytes are not a recognised {declared} file "
+                        "(e.g. an HTML page or a truncated download); replace it with the real file")
+            elif sniffed is not None and _declared(sniffed) != declared:
+                s.error("attachment_type_mismatch", f"{fld}.mime_type",
+                        f"the attachment is declared {declared} but its bytes are {sniffed}; fix the declared type "
+                        "or convert the file")
+
+
+def check_image_limits(ex: Example, s: Sink, limits: ImageLimits, target: str) -> None:
+    """Inline images against one target's limits (ImageLimits in the target's models.py); URLs are not fetched."""
+    from ftlib.tokens import image_size
+
+    for path, m in fields(ex):
+        for j, a in enumerate(m.attachments):
+            if a.data is None or not a.is_image:
+                continue
+            fld = f"{path}.attachments[{j}]"
+            if limits.max_bytes is not None and len(a.data) > limits.max_bytes:
+                s.error("image_too_large", fld,
+                        f"the image is {len(a.data) / 1048576:.1f} MB, over {target}'s "
+                        f"{limits.max_bytes / 1048576:g} MB limit ({limits.source}); downscale or compress it")
+            size = image_size(a.data)
+            if size is None:
+                continue
+            w, h = size
+            if (limits.max_side is not None and max(w, h) > limits.max_side) or (
+                    limits.max_pixels is not None and w * h > limits.max_pixels):
+                bound = (f"{limits.max_side:,} px per side" if limits.max_side is not None else "") + (
+                    " and " if limits.max_side is not None and limits.max_pixels is not None else "") + (
+                    f"{limits.max_pixels:,} pixels" if limits.max_pixels is not None else "")
+                s.error("image_dimensions_too_large", fld,
+                        f"the image is {w:,} x {h:,} pixels, over {target}'s limit of {bound} ({limits.source}); "
+                        "downscale it")
+
+
 def check_basic(ex: Example) -> list[Issue]:
     """Provider-neutral sanity used by ingest to reject broken lines before they reach the dataset."""
     s = Sink(ex)
@@ -210,6 +301,7 @@ def basic(ex: Example, s: Sink) -> None:
             s.warn("prompt_ends_with_assistant", f"messages[{len(ex.messages) - 1}]",
                    "the preference prompt ends with an assistant message; end it with the user turn being answered")
     check_secrets(ex, s)
+    check_attachments(ex, s)
 
 
 def check_tools(ex: Example, s: Sink, unanswered: Severity | None) -> None:

@@ -48,6 +48,21 @@ class SplitLimits:
 
 
 
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    """What a target accepts for one image whose bytes are inline (URLs are never downloaded, so never measured)."""
+
+    max_bytes: int | None
+    max_side: int | None  # longest side in pixels
+    max_pixels: int | None  # width x height
+    source: str
+
+
+# Pillow refuses to open larger images (DecompressionBombError at 2 x Image.MAX_IMAGE_PIXELS); the Python image
+# stacks that load training images (Hugging Face datasets and processors, most upload pipelines) use Pillow.
+PILLOW_MAX_PIXELS = 2 * (1024 * 1024 * 1024 // 4 // 3)
+
+
 # When the provider picks epochs itself and nobody passed n_epochs, estimates assume this many.
 ASSUMED_EPOCHS = 3
 

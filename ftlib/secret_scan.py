@@ -103,12 +103,17 @@ class Group:
     rules: tuple[Rule, ...]
 
 
-def _ds(module: str, cls: str, index: int) -> re.Pattern[str]:
-    """One pattern of a detect-secrets plugin's denylist (imported lazily: only a locator hit needs it)."""
-    import importlib
+@cache
+def _plugins() -> dict[str, type]:
+    """detect-secrets' plugin classes by class name, from its own registry (imported on first locator hit)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    plugin = getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), cls)
-    return plugin.denylist[index]
+    return {c.__name__: c for c in get_mapping_from_secret_type_to_class().values()}
+
+
+def _ds(cls: str, index: int) -> re.Pattern[str]:
+    """One pattern of a detect-secrets plugin's denylist."""
+    return _plugins()[cls].denylist[index]
 
 
 # Keyword tails of assignment rules ("password=", "api_key: '...'"), for the '=' and ':' locators.
@@ -138,34 +143,34 @@ def groups() -> tuple[Group, ...]:
                                           "glagent", "gloas")) + ")"), (
         rule("anthropic_api_key", _B + r"sk-ant-[A-Za-z0-9_\-]{20,}", own),
         rule("openai_api_key", _B + r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}|[A-Za-z0-9]{32,})", own),
-        rule("openai_api_key", lambda: _ds("openai", "OpenAIDetector", 0), ds + "OpenAIDetector"),
+        rule("openai_api_key", lambda: _ds("OpenAIDetector", 0), ds + "OpenAIDetector"),
         rule("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----", own),
-        *(rule("private_key", (lambda i=i: _ds("private_key", "PrivateKeyDetector", i)), ds + "PrivateKeyDetector")
+        *(rule("private_key", (lambda i=i: _ds("PrivateKeyDetector", i)), ds + "PrivateKeyDetector")
           for i in range(8)),
-        *(rule("gitlab_token", (lambda i=i: _ds("gitlab_token", "GitLabTokenDetector", i)), ds + "GitLabTokenDetector")
+        *(rule("gitlab_token", (lambda i=i: _ds("GitLabTokenDetector", i)), ds + "GitLabTokenDetector")
           for i in (0, 2, 3, 4, 5, 6)),
-        rule("slack_token", lambda: _ds("slack", "SlackDetector", 0), ds + "SlackDetector"),
+        rule("slack_token", lambda: _ds("SlackDetector", 0), ds + "SlackDetector"),
         rule("slack_token", _B + r"xox[abprs]-[A-Za-z0-9\-]{10,}", own),
-        rule("pypi_token", lambda: _ds("pypi_token", "PypiTokenDetector", 0), ds + "PypiTokenDetector"),
-        rule("pypi_token", lambda: _ds("pypi_token", "PypiTokenDetector", 1), ds + "PypiTokenDetector"),
-        rule("square_token", lambda: _ds("square_oauth", "SquareOAuthDetector", 0), ds + "SquareOAuthDetector"),
-        rule("mailchimp_api_key", lambda: _ds("mailchimp", "MailchimpDetector", 0), ds + "MailchimpDetector"),
+        rule("pypi_token", lambda: _ds("PypiTokenDetector", 0), ds + "PypiTokenDetector"),
+        rule("pypi_token", lambda: _ds("PypiTokenDetector", 1), ds + "PypiTokenDetector"),
+        rule("square_token", lambda: _ds("SquareOAuthDetector", 0), ds + "SquareOAuthDetector"),
+        rule("mailchimp_api_key", lambda: _ds("MailchimpDetector", 0), ds + "MailchimpDetector"),
     ))
     underscore = Group("_", re.compile(
         r"_(?:(?<=hf_)|(?<=npm_)|(?<=gh[pousr]_)|(?<=github_)|(?<=[sr]k_)|(?=authToken))"), (
         rule("huggingface_token", _B + r"hf_[A-Za-z0-9]{30,}" + _E, own),
         rule("npm_token", _B + r"npm_[A-Za-z0-9]{36}" + _E, own),
-        rule("npm_token", lambda: _ds("npm", "NpmDetector", 0), ds + "NpmDetector"),
-        rule("github_token", lambda: _ds("github_token", "GitHubTokenDetector", 0), ds + "GitHubTokenDetector"),
+        rule("npm_token", lambda: _ds("NpmDetector", 0), ds + "NpmDetector"),
+        rule("github_token", lambda: _ds("GitHubTokenDetector", 0), ds + "GitHubTokenDetector"),
         rule("github_token", _B + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})", own),
-        rule("stripe_secret_key", lambda: _ds("stripe", "StripeDetector", 0), ds + "StripeDetector"),
+        rule("stripe_secret_key", lambda: _ds("StripeDetector", 0), ds + "StripeDetector"),
         rule("stripe_secret_key", _B + r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}", own),
     ))
     value = r"""(?P<q>["'`]?)(?P<value>[^\s"'`,;&<>()\[\]{}]{4,})"""
     aws_secret = rule("aws_secret_access_key", r"(?i)(?<![A-Za-z0-9])(?:aws_?)?secret_?access_?key[\"']?\s*[=:]\s*"
                       r"[\"']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])", own)
     equals = Group("=", re.compile(r"=(?i:" + _lookbehinds(("", " ", '"', "'", '" ', "' "), "=") + ")"), (
-        rule("azure_storage_key", lambda: _ds("azure_storage_key", "AzureStorageKeyDetector", 0),
+        rule("azure_storage_key", lambda: _ds("AzureStorageKeyDetector", 0),
              ds + "AzureStorageKeyDetector"),
         rule("azure_storage_key", r"SharedAccessKey=[A-Za-z0-9+/]{40,}={0,2}", own),
         aws_secret,
@@ -174,9 +179,9 @@ def groups() -> tuple[Group, ...]:
     ))
     colon = Group(":", re.compile(r":(?:(?=//[^\s/@]{1,256}@)|(?=//hooks\.slack\.com/)|(?i:(?<=key:)|(?<=key :)|"
                                   + _lookbehinds(('"', "'", '" ', "' "), ":") + "))"), (
-        rule("url_password", lambda: _ds("basic_auth", "BasicAuthDetector", 0), ds + "BasicAuthDetector",
+        rule("url_password", lambda: _ds("BasicAuthDetector", 0), ds + "BasicAuthDetector",
              _basic_auth_ok),
-        rule("slack_token", lambda: _ds("slack", "SlackDetector", 1), ds + "SlackDetector"),
+        rule("slack_token", lambda: _ds("SlackDetector", 1), ds + "SlackDetector"),
         aws_secret,
         rule("password_assignment", r"(?i)[\"']" + _ASSIGN_KEYS + r"[\"'][ \t]*:[ \t]*[\"'](?P<value>[^\"'\n]{4,})"
              r"[\"']", own, _value_ok),
@@ -188,10 +193,10 @@ def groups() -> tuple[Group, ...]:
     ))
     upper_j = Group("J", re.compile(r"J(?<=eyJ)"), (
         rule("jwt", _B + r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", own),
-        rule("jwt", lambda: _ds("jwt", "JwtTokenDetector", 0), ds + "JwtTokenDetector", _jwt_ok),
+        rule("jwt", lambda: _ds("JwtTokenDetector", 0), ds + "JwtTokenDetector", _jwt_ok),
     ))
     upper_g = Group("G", re.compile(r"G\.(?<=SG\.)"), (
-        rule("sendgrid_api_key", lambda: _ds("sendgrid", "SendGridDetector", 0), ds + "SendGridDetector"),
+        rule("sendgrid_api_key", lambda: _ds("SendGridDetector", 0), ds + "SendGridDetector"),
     ))
     return dash, underscore, equals, colon, upper_a, upper_j, upper_g
 

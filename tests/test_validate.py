@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import struct
 import zlib
 
@@ -544,3 +545,80 @@ def test_the_validate_report_is_reused_only_for_the_same_bytes(openai_emu, tmp_p
     plan_or_submit(export, "openai", _SETTINGS, submit=True, wait=False, models_dir=tmp_path / "m",
                    validation=report, console=Console(file=out))
     assert "validate report reused: same sha256" in out.getvalue() and len(openai_emu.jobs) == 1
+
+
+# -- attachments: local files, declared types, dimensions --------------------------------------------
+_LOCAL = ["file:///etc/passwd", "/etc/passwd", "../../etc/shadow", "C:\\Users\\me\\id_rsa", "images/cat.png"]
+
+
+def _with_image(att: Attachment) -> Example:
+    return Example(messages=(Message("user", "What is this?", attachments=(att,)), Message("assistant", "A cat.")),
+                   source="in.jsonl:3")
+
+
+@pytest.mark.parametrize("uri", _LOCAL)
+def test_local_paths_and_file_urls_are_refused_by_every_target_and_every_export(uri: str) -> None:
+    from ftlib import formats
+
+    ex = _with_image(Attachment.from_uri(uri, "image/png"))
+    assert by_code(check_basic(ex), "local_attachment_path")[0].field == "messages[0].attachments[0].uri"
+    for provider in targets.names():
+        assert "local_attachment_path" in codes(check_example(ex, provider)), provider
+        out = list(formats.encode_lines([ex], provider))
+        assert not any(isinstance(item, tuple) for item in out), provider  # nothing written
+        assert [i.code for i in out if not isinstance(i, tuple)][:1] == ["local_attachment_path"], provider
+        assert all(uri not in str(i) for i in out if not isinstance(i, tuple))
+
+
+def test_remote_and_inline_images_are_not_local() -> None:
+    for att in (Attachment.from_uri("https://example.com/cat.png"), Attachment.from_uri("gs://bucket/cat.png"),
+                Attachment.from_bytes(png())):
+        assert "local_attachment_path" not in codes(check_basic(_with_image(att)))
+
+
+def test_declared_type_is_checked_against_the_bytes() -> None:
+    html = Attachment.from_uri("data:image/png;base64," + base64.b64encode(b"<html><body>hi</body></html>").decode())
+    issue = by_code(check_basic(_with_image(html)), "attachment_type_mismatch")[0]
+    assert issue.field == "messages[0].attachments[0].mime_type" and "not a recognised image/png" in issue.message
+    gif_as_png = Attachment.from_bytes(GIF, "image/png")
+    assert "bytes are image/gif" in by_code(check_basic(_with_image(gif_as_png)), "attachment_type_mismatch")[0].message
+    assert "attachment_type_mismatch" not in codes(check_basic(_with_image(Attachment.from_bytes(png()))))
+    jpg_alias = Attachment.from_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32, "image/jpg")
+    assert "attachment_type_mismatch" not in codes(check_basic(_with_image(jpg_alias)))
+    text = Attachment.from_bytes(b"notes", "text/plain")
+    assert "attachment_type_mismatch" not in codes(check_basic(_with_image(text)))
+
+
+def test_image_dimensions_against_each_targets_limits() -> None:
+    from ftlib.limits import PILLOW_MAX_PIXELS
+
+    huge = _with_image(Attachment.from_bytes(png(20000, 20000)))
+    for provider in ("openai", "gemini", "huggingface"):
+        issue = by_code(check_example(huge, provider), "image_dimensions_too_large")[0]
+        assert "20,000 x 20,000 pixels" in issue.message and f"{PILLOW_MAX_PIXELS:,}" in issue.message
+    fine = _with_image(Attachment.from_bytes(png(2048, 2048)))
+    for provider in ("openai", "gemini", "huggingface"):
+        assert "image_dimensions_too_large" not in codes(check_example(fine, provider))
+    assert "attachment_not_supported" in codes(check_example(huge, "anthropic"))  # text only there anyway
+
+
+def test_ingest_rejects_local_and_mislabelled_attachments_with_file_and_line(tmp_path) -> None:
+    from ftlib import pipeline
+
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+
+    def image_line(url: str) -> dict:
+        return {"messages": [{"role": "user", "content": [{"type": "text", "text": "what?"},
+                                                          {"type": "image_url", "image_url": {"url": url}}]},
+                             {"role": "assistant", "content": "a cat"}]}
+
+    html = "data:image/png;base64," + base64.b64encode(b"<!doctype html><p>x</p>").decode()
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(orjson.dumps(o).decode() for o in (
+        good, image_line("file:///etc/passwd"), image_line("../../etc/shadow"), image_line(html))) + "\n")
+    result = pipeline.ingest([src], tmp_path / "ds.parquet", tmp_path / "report.json", workers=1)
+    assert result.kept == 1
+    rejects = {(i.source, i.code) for i in result.rejected}
+    assert rejects == {(f"{src}:2", "local_attachment_path"), (f"{src}:3", "local_attachment_path"),
+                       (f"{src}:4", "attachment_type_mismatch")}
+    assert "/etc/passwd" not in (tmp_path / "report.json").read_text()

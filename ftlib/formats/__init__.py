@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ftlib import checks
 from ftlib.formats.base import Format, FormatError
 from ftlib.issues import Issue
 from ftlib.records import Example
@@ -74,6 +75,11 @@ def encode_lines(examples: Iterable[Example], target: str) -> Iterator[tuple[str
             yield Issue("unsupported_kind", "error",
                         f"{target} cannot hold {ex.kind} examples; skipped. Export them to a target that can "
                         "(`ftlib targets` lists what each holds) or drop them first.", ex.id, ex.source)
+            continue
+        refused = checks.local_reference_issues(ex)  # a local path or file: URL never reaches any export
+        if refused:
+            for issue in refused:
+                yield Issue(issue.code, "error", f"{issue.message}; skipped", ex.id, ex.source, issue.field)
             continue
         try:
             line = fmt.encode(ex)

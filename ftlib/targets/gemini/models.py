@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftlib.limits import ModelSpec, SplitLimits
+from ftlib.limits import PILLOW_MAX_PIXELS, ImageLimits, ModelSpec, SplitLimits
 
 DEFAULT_BASE_MODEL = "gemini-2.5-flash"
 
@@ -28,6 +28,11 @@ MODELS: tuple[ModelSpec, ...] = (
                            "(assumed USD 25 per 1M training tokens, 2026-11); override with prices=",
               image_rule="tiles_768", default_epochs=None),
 )
+
+# Vertex reads tuning images from Cloud Storage (inline bytes get a warning in rules.py); for inline bytes the same
+# Pillow bound as elsewhere. Vertex's own per-file limits were not verified offline: an estimate.
+IMAGE_LIMITS = ImageLimits(None, None, PILLOW_MAX_PIXELS,
+                           "Pillow's decompression-bomb limit (estimate: Vertex limits not verified offline)")
 
 # Vertex AI "About supervised fine-tuning for Gemini models": at most 5,000 validation examples,
 # training file at most 1 GB; Google recommends starting with at least 100 examples.

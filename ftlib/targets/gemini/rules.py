@@ -3,9 +3,10 @@ text-only preference examples."""
 
 from __future__ import annotations
 
-from ftlib.checks import Sink, check_tools, fields
+from ftlib.checks import Sink, check_image_limits, check_tools, fields
 from ftlib.records import Example
 from ftlib.targets.gemini.formats import preference_not_text
+from ftlib.targets.gemini.models import IMAGE_LIMITS
 
 
 def check_example(ex: Example, s: Sink) -> None:
@@ -32,5 +33,6 @@ def check_example(ex: Example, s: Sink) -> None:
         s.error("preference_not_text", found[0],
                 f"Vertex preference tuning takes text only; this example has {found[1]}: drop it from the "
                 "preference data, or train on it with supervised tuning")
+    check_image_limits(ex, s, IMAGE_LIMITS, "Vertex")
     check_tools(ex, s, unanswered="error")
 

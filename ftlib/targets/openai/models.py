@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
+from ftlib.limits import PILLOW_MAX_PIXELS, ImageLimits, SplitLimits
 from ftlib.limits import ModelSpec as _Spec
-from ftlib.limits import SplitLimits
 
 # OpenAI lines cannot carry reasoning text, so it is never counted.
 ModelSpec = partial(_Spec, counts_thinking=False)
@@ -49,6 +49,12 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("davinci-002", 16_384, "warning", "OpenAI legacy completion model", encoding="cl100k_base",
               status="retired", status_note=_OPENAI_SHUTDOWN, image_rule="none"),
 )
+
+# PROVIDERS.md: JPEG/PNG/WEBP, at most 10 MB each. OpenAI documents no pixel limit for fine-tuning images; the
+# Pillow decompression-bomb limit is the bound (an estimate: larger images are refused by typical image stacks).
+IMAGE_LIMITS = ImageLimits(10 * 1024 * 1024, None, PILLOW_MAX_PIXELS,
+                           "PROVIDERS.md: at most 10 MB per image; pixels: Pillow's decompression-bomb limit "
+                           "(estimate, no documented OpenAI pixel limit)")
 
 DATASET_LIMITS: dict[str, SplitLimits] = {
     # PROVIDERS.md / OpenAI fine-tuning guide: at least 10 examples, 50-100 recommended.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftlib.checks import Sink, check_tools, fields
+from ftlib.checks import Sink, check_image_limits, check_tools, fields
 from ftlib.records import Example
+from ftlib.targets.openai.models import IMAGE_LIMITS
 from ftlib.targets.openai.schema import schema_errors
 
 OPENAI_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
-OPENAI_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 OPENAI_MAX_IMAGES = 10
 
 
@@ -43,9 +43,6 @@ def check_example(ex: Example, s: Sink) -> None:
             if a.mime_type not in OPENAI_IMAGE_TYPES:
                 s.error("unsupported_image_type", fld,
                         f"{a.mime_type} is not accepted; convert the image to JPEG, PNG or WEBP")
-            if a.data is not None and len(a.data) > OPENAI_MAX_IMAGE_BYTES:
-                s.error("image_too_large", fld,
-                        f"the image is {len(a.data) / 1048576:.1f} MB, over the 10 MB limit; downscale or compress it")
         if ex.kind == "preference" and m.tool_calls:
             s.error("preference_not_text_only", f"{path}.tool_calls",
                     "OpenAI DPO examples are text only; remove tool calls")
@@ -56,6 +53,8 @@ def check_example(ex: Example, s: Sink) -> None:
             m.weight == 0 for m in ex.messages if m.role == "assistant"):
         s.warn("no_trained_assistant_message", "messages",
                "every assistant message has weight 0, so the example trains nothing; set weight 1 on one reply")
+    if ex.kind == "sft":
+        check_image_limits(ex, s, IMAGE_LIMITS, "OpenAI")
     check_tools(ex, s, unanswered="warning")
 
 
