@@ -19,7 +19,9 @@ import pytest
 import yaml
 from emulators.moto_server import moto_aws, moto_url  # noqa: F401  (fixtures)
 from emulators.openai_server import OpenAIEmulator
+from emulators.vertex_server import VertexEmulator
 
+from ftlib import targets
 from ftlib.errors import ConfigError, ProviderError
 from ftlib.evaluate import evalset, evaluate, scoring
 from ftlib.evaluate.generator import ModelUnavailable, Reply
@@ -335,3 +337,123 @@ def test_azure_openai_answers_through_its_deployment(tmp_path: Path, emu: OpenAI
     assert result.report["evaluated"] and result.report["model_id"] == model and result.calls == 6
     assert {r["model"] for r in emu.chat_requests} == {"ledgerly-ft"}
     assert any(path == "/openai/deployments/ledgerly-ft/chat/completions" for _, path in emu.requests)
+
+
+# -- Gemini on Vertex AI through google-genai --------------------------------------------------------------------------
+
+VERTEX = {"project": "proj", "location": "us-central1", "retry_attempts": 4, "retry_initial_delay": 0.01,
+          "retry_max_delay": 0.05, "retry_jitter": 0.0}
+VERTEX_HELD_OUT = [
+    {"systemInstruction": {"role": "system", "parts": [{"text": "Be brief."}]},
+     "contents": [{"role": "user", "parts": [{"text": "Capital of France?"}]},
+                  {"role": "model", "parts": [{"text": "Paris."}]}]},
+    {"contents": [{"role": "user", "parts": [{"text": "Find invoice INV-9"}]},
+                  {"role": "model", "parts": [{"functionCall": {"name": "lookup_invoice",
+                                                                "args": {"invoice": "INV-9"}}}]}],
+     "tools": [{"functionDeclarations": [{"name": "lookup_invoice", "description": "Find an invoice",
+                                          "parameters": {"type": "object",
+                                                         "properties": {"invoice": {"type": "string"}}}}]}]},
+]
+
+
+def test_vertex_generate_content_on_the_tuned_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.oauth2.credentials import Credentials
+
+    for var in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(var, raising=False)
+    export = tmp_path / "build/export/gemini"
+    write_jsonl(export / "train.jsonl", VERTEX_HELD_OUT * 3)
+    write_jsonl(export / "validation.jsonl", VERTEX_HELD_OUT)
+    params = {"finetune": {"gemini": {"export": "gemini", "hyperparameters": {"epoch_count": 1}, **VERTEX}},
+              "evaluate": {"compare_base": True}}
+    creds = {"credentials": Credentials(token="test-token")}
+    with VertexEmulator() as vertex:
+        monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", vertex.url)
+        from ftlib.finetune import build_spec
+        from ftlib.targets.gemini.backend import VertexBackend
+
+        backend = VertexBackend({**VERTEX, "gcs_uri": "gs://b/t"}, credentials=creds["credentials"])
+        spec, _ = build_spec(export, targets.get("gemini"), params["finetune"]["gemini"])
+        job_id = backend.create_job(spec, "gs://b/t/train.jsonl", None)
+        while (status := backend.get_job(job_id)).model_id is None:
+            pass
+        Ledger(tmp_path / "models").update("gemini", spec.key, provider="gemini", job_key=spec.key, job_id=job_id,
+                                           status="succeeded", model_id=status.model_id, method="supervised",
+                                           base_model=spec.base_model, dataset_sha256=spec.train_sha256)
+        vertex.fail_next(1, 503, method="POST")  # retried by the SDK's HttpRetryOptions
+        vertex.content_reply = lambda body: (
+            {"function_calls": [{"name": "lookup_invoice", "args": {"invoice": "INV-9"}}]} if body.get("tools")
+            else "Paris.")
+        first = evaluate(export, "gemini", params, submit=True, project=tmp_path, generator_options=creds,
+                         out=tmp_path / "reports/eval/gemini.json")
+        again = evaluate(export, "gemini", params, submit=True, project=tmp_path, generator_options=creds)
+    models = [m for m, _ in vertex.generate_requests]
+    assert status.model_id.startswith("projects/proj/locations/us-central1/endpoints/")
+    assert sorted(set(models)) == sorted({status.model_id,
+                                          "projects/proj/locations/us-central1/publishers/google/models/"
+                                          "gemini-2.5-flash"})
+    assert first.calls == 4 and again.calls == 0 and len(models) == 4
+    body = next(b for m, b in vertex.generate_requests if b.get("tools"))
+    assert body["tools"][0]["functionDeclarations"][0]["name"] == "lookup_invoice"
+    assert next(b for m, b in vertex.generate_requests if not b.get("tools"))["systemInstruction"]["parts"] == [
+        {"text": "Be brief."}]
+    scores = first.report["scores"]
+    assert scores["score"] == 1.0 and scores["tool_call"]["args_match"] == 1.0 and first.report["gain"]["score"] == 0
+    assert first.report["usage"]["input_tokens"] > 0 and first.report["cost_usd"] is not None
+
+
+# -- Claude on Bedrock through anthropic.AnthropicBedrock (moto) -------------------------------------------------------
+
+BEDROCK_HELD_OUT = [
+    {"system": "Be brief.", "messages": [{"role": "user", "content": "Capital of France?"},
+                                         {"role": "assistant", "content": "Paris."}]},
+    {"messages": [{"role": "user", "content": "Capital of Italy?"}, {"role": "assistant", "content": "Rome."}]},
+]
+
+
+@pytest.fixture
+def claude_on_moto(moto_aws: str, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:  # noqa: F811
+    """moto serves bedrock-runtime InvokeModel but always answers `{}` (moto/bedrockruntime/models.py); give its
+    backend a deterministic Claude reply, so the real AnthropicBedrock client speaks HTTP + SigV4 to moto's server."""
+    from moto.bedrockruntime.models import BedrockRuntimeBackend
+
+    seen: list[dict[str, Any]] = []
+
+    def invoke_model(self: Any, payload: dict[str, Any], model_id: str) -> dict[str, Any]:
+        seen.append({"model": model_id, **payload})
+        question = payload["messages"][-1]["content"]
+        text = {"Capital of France?": "Paris.", "Capital of Italy?": "Milan."}[question]
+        return {"id": f"msg_{len(seen)}", "type": "message", "role": "assistant", "model": model_id,
+                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": 12, "output_tokens": 3}}
+
+    monkeypatch.setattr(BedrockRuntimeBackend, "invoke_model", invoke_model)
+    return seen
+
+
+def test_claude_custom_model_through_anthropic_bedrock(tmp_path: Path, claude_on_moto: list[dict[str, Any]]) -> None:
+    export = tmp_path / "build/export/anthropic"
+    write_jsonl(export / "train.jsonl", BEDROCK_HELD_OUT * 20)
+    write_jsonl(export / "validation.jsonl", BEDROCK_HELD_OUT)
+    model = "arn:aws:bedrock:us-west-2:123456789012:custom-model/ftlib-abc/x1"
+    provisioned = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/pt1"
+    params: dict[str, Any] = {"finetune": {"anthropic": {"export": "anthropic", "region": "us-west-2"}},
+                              "evaluate": {}}
+    # No Provisioned Throughput known for the model: the run stops with the fix, before any InvokeModel.
+    with pytest.raises(ModelUnavailable, match="Provisioned Throughput"):
+        evaluate(export, "anthropic", params, submit=True, project=tmp_path, model_id=model)
+    assert claude_on_moto == []
+    params["evaluate"]["anthropic"] = {"provisioned": {model: provisioned}}
+    plan = evaluate(export, "anthropic", params, submit=False, project=tmp_path, model_id=model)
+    assert plan.report["plan"]["calls"] == 2
+    assert plan.report["plan"]["estimated_cost_usd"] is None  # Provisioned Throughput: hourly, not per token
+    first = evaluate(export, "anthropic", params, submit=True, project=tmp_path, model_id=model,
+                     out=tmp_path / "reports/eval/anthropic.json")
+    again = evaluate(export, "anthropic", params, submit=True, project=tmp_path, model_id=model)
+    assert first.calls == 2 and again.calls == 0 and len(claude_on_moto) == 2
+    assert {c["model"] for c in claude_on_moto} == {provisioned}
+    france = next(c for c in claude_on_moto if c["messages"][-1]["content"] == "Capital of France?")
+    assert france["system"] == "Be brief." and france["anthropic_version"]
+    assert france["temperature"] == 0.0 and france["max_tokens"] == 512
+    scores = first.report["scores"]
+    assert scores["text"]["exact_match"] == 0.5 and first.report["usage"] == {"input_tokens": 24, "output_tokens": 6}

@@ -55,6 +55,7 @@ class BedrockGenerator:
         return head if sep and tail.endswith("k") and tail[:-1].isdigit() else base_model
 
     def resolve(self, model_id: str, tuned: bool) -> str:
+        _ = self.client  # made here, once, before the pool's threads share it
         if not tuned:
             return model_id
         mapped = (self.options.get("provisioned") or {}).get(model_id)
@@ -77,8 +78,9 @@ class BedrockGenerator:
         import anthropic
 
         line = BEDROCK_CLAUDE.encode(prompt)
+        # This SDK's create() no longer takes sampling knobs; Claude 3 Haiku on Bedrock still reads temperature.
         kwargs: dict[str, Any] = {"model": model, "max_tokens": settings.max_tokens, "messages": line["messages"],
-                                  "temperature": settings.temperature}
+                                  "extra_body": {"temperature": settings.temperature}}
         if line.get("system"):
             kwargs["system"] = line["system"]
         try:

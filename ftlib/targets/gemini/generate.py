@@ -44,6 +44,7 @@ class VertexGenerator:
             _check_adc()
 
     def resolve(self, model_id: str, tuned: bool) -> str:
+        self._backend._genai()  # the client is made here, once, before the pool's threads share it
         return model_id  # projects/P/locations/L/endpoints/E, or a base model name the SDK expands
 
     def base_model_id(self, base_model: str) -> str:

@@ -50,6 +50,7 @@ class OpenAIGenerator:
         self._backend.check_config()
 
     def resolve(self, model_id: str, tuned: bool) -> str:
+        _ = self._backend.client  # made here, once, before the pool's threads share it
         if not self._backend.azure:
             return model_id
         key = "deployment" if tuned else "base_deployment"
