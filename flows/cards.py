@@ -88,6 +88,24 @@ def jobs_rows(project: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def eval_rows(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per target from ftlib.evaluate's reports: model id, the data it came from, its score (or why not)."""
+    rows = []
+    for provider, r in sorted(reports.items()):
+        scores = r.get("scores") or {}
+        plan = r.get("plan") or {}
+        rows.append({
+            "provider": provider, "model_id": r.get("model_id"), "dataset_sha256": r.get("dataset_sha256"),
+            "eval_sha256": (r.get("eval_set") or {}).get("sha256"),
+            "examples": (r.get("eval_set") or {}).get("examples"),
+            "score": scores.get("score"), "base_score": ((r.get("base") or {}).get("scores") or {}).get("score"),
+            "gain": (r.get("gain") or {}).get("score"),
+            "note": "" if r.get("evaluated") else f"{r.get('reason')} ({plan.get('calls')} call(s), about "
+                                                   f"${plan.get('estimated_cost_usd')})",
+        })
+    return rows
+
+
 def console_links(jobs: dict[str, dict[str, Any] | None]) -> dict[str, str]:
     """provider -> the most specific console page: the job's own link when the provider gave one."""
     consoles = {t.name: t.console for t in targets.all_targets() if t.console}

@@ -23,6 +23,7 @@ from flows import cards
 from flows import params as cfg
 from flows.dvc_cli import DvcError, run_dvc
 from ftlib import layout
+from ftlib.evaluate import evaluate
 from ftlib.finetune import plan_or_submit
 
 RETRY_DELAY_S = 10
@@ -118,6 +119,25 @@ def wait_job(project_dir: str, params_file: str, provider: str, submitted: dict[
     return result
 
 
+@task(name="evaluate", retries=1, retry_delay_seconds=RETRY_DELAY_S, cache_policy=NO_CACHE,
+      task_run_name="evaluate-{provider}")
+def evaluate_model(project_dir: str, params_file: str, provider: str, submit: bool) -> dict[str, Any]:
+    """Score the finished model on the held-out split; replies are cached by model id and prompt, so the
+    evaluate stage `dvc repro` runs next (and any retry) makes no second call. DVC writes the tracked report."""
+    project = Path(project_dir)
+    params = cfg.load_params(project / params_file)
+    return evaluate(cfg.export_dir(project, project / params_file, provider), provider, params, submit=submit,
+                    project=project, models_dir=project / layout.MODELS, out=None, console=_console()).report
+
+
+@task(name="publish-evaluations", cache_policy=NO_CACHE)
+def publish_evaluations(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = cards.eval_rows(reports)
+    create_table_artifact(rows, key="model-evaluations",
+                          description=f"Each tuned model's score on the held-out split. {_run_note()}")
+    return rows
+
+
 @task(name="publish-jobs", cache_policy=NO_CACHE)
 def publish_jobs(project_dir: str, jobs: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     project = Path(project_dir)
@@ -144,11 +164,15 @@ def build_dataset(project_dir: str = ".", params_file: str = "params.yaml") -> d
 
 def _record_in_dvc(project: Path, providers: list[str], all_configured: bool,
                    jobs: dict[str, dict[str, Any] | None]) -> None:
-    """Let DVC's finetune stages record the jobs; force a stage only when its report predates the job."""
-    dvc_repro(str(project), None if all_configured else [f"finetune@{p}" for p in providers])
-    for provider, job in jobs.items():
-        if job and not _report_describes(project / layout.report("finetune", provider), job):
-            dvc_repro(str(project), [f"finetune@{provider}"], force=True)
+    """Let DVC's finetune and evaluate stages record the jobs and scores; force a finetune stage only when its
+    report predates the job (then its evaluate stage is stale and runs, from the cache the flow filled)."""
+    dvc_repro(str(project), None if all_configured else [f"evaluate@{p}" for p in providers])
+    forced = [p for p, job in jobs.items()
+              if job and not _report_describes(project / layout.report("finetune", p), job)]
+    for provider in forced:
+        dvc_repro(str(project), [f"finetune@{provider}"], force=True)
+    if forced:
+        dvc_repro(str(project), [f"evaluate@{p}" for p in forced])
 
 
 def _report_describes(report: Path, job: dict[str, Any]) -> bool:
@@ -181,6 +205,14 @@ def finetune_models(providers: list[str] | None = None, submit: bool | None = No
             logger.error("%s: %s", p, e)
     jobs = {p: r.get("job") for p, r in results.items()}
     done = [p for p in chosen if p in results]
+    evals = {p: evaluate_model.submit(str(project), params_file, p, do_submit) for p in done}
+    reports: dict[str, dict[str, Any]] = {}
+    for p, fut in evals.items():
+        try:
+            reports[p] = fut.result()
+        except Exception as e:  # a model that could not be scored must not hide the others
+            failures[p] = e
+            logger.error("%s evaluation: %s", p, e)
     if done and not do_submit and cfg.default_submit(params):
         logger.warning("launch.submit is true in %s, so `dvc repro` would submit jobs; not recording with DVC "
                        "because this run has submit=False", params_file)
@@ -188,6 +220,7 @@ def finetune_models(providers: list[str] | None = None, submit: bool | None = No
         _record_in_dvc(project, done, all_configured=not failures and done == cfg.configured_providers(params),
                        jobs={p: jobs[p] for p in done if do_submit})
     publish_jobs(str(project), jobs)
+    publish_evaluations(reports)
     if failures:
         raise RuntimeError("fine-tuning failed for " + "; ".join(f"{p}: {e}" for p, e in failures.items()))
     return {p: {"job_key": r["job_key"], "job": jobs[p], "submitted": r["submitted"]} for p, r in results.items()}
