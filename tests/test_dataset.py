@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -432,3 +434,234 @@ def test_from_jsonl_reads_a_directory(tmp_path):
     write_lines(tmp_path / "a.jsonl", [GOOD % 1])
     ds = Dataset.from_jsonl(tmp_path)
     assert [e.messages[0].content for e in ds] == ["hi 1", "hi 2"]  # sorted file order
+
+
+# -- the seed library's API, with its names and shapes -------------------------------------------------
+
+class FileLike:
+    """The seed library's RactoFile as far as ftlib needs it: bytes and a MIME type."""
+
+    def __init__(self, data: bytes, mime_type: str) -> None:
+        self.data, self.mime_type, self.name = data, mime_type, "chart.png"
+
+
+def test_seed_constructors_from_conversation_and_user_attachments(tmp_path):
+    convo = Example.from_conversation([("system", "Tutor."), ("user", "2+2?"), ("assistant", "4")])
+    assert convo.id == Example.from_pair("2+2?", "4", system="Tutor.").id
+    (tmp_path / "p.png").write_bytes(PNG)
+    for given in (FileLike(PNG, "image/png"), tmp_path / "p.png", str(tmp_path / "p.png"), Attachment.from_bytes(PNG)):
+        ex = Example.from_pair("Describe this chart.", "Revenue.", user_attachments=[given])
+        (att,) = ex.messages[0].attachments
+        assert (att.data, att.mime_type) == (PNG, "image/png")
+        assert ex.id == Example.from_pair("Describe this chart.", "Revenue.", attachments=[PNG_ATTACHMENT]).id
+    url = Example.from_pair("q", "a", user_attachments=["https://example.com/c.png"]).messages[0].attachments[0]
+    assert url.uri == "https://example.com/c.png"
+    with pytest.raises(TypeError, match="not both"):
+        Example.from_pair("q", "a", attachments=[PNG_ATTACHMENT], user_attachments=[PNG_ATTACHMENT])
+    assert Example.from_pair("q", "a", system="").messages[0].role == "user"  # the seed's default system=""
+
+
+PNG_ATTACHMENT = Attachment.from_bytes(PNG)
+
+
+def test_split_with_one_ratio_returns_train_and_validation():
+    ds = Dataset(pairs(400))
+    train, validation = ds.split(0.8, seed=42)
+    assert isinstance(train, Dataset) and isinstance(validation, Dataset)
+    assert len(train) + len(validation) == 400 and 0.74 < len(train) / 400 < 0.86
+    again = ds.split(train_ratio=0.8, seed=42)
+    assert again.train.ids() == train.ids() and again.validation.ids() == validation.ids()
+    assert again.manifest["counts"] == {"train": len(train), "validation": len(validation)}
+    parts = ds.split({"train": 0.8, "validation": 0.2}, seed=42)  # the dict form keeps working, same buckets
+    assert set(parts) == {"train", "validation"} and parts["train"].ids() == train.ids()
+    assert ds.split(0.8, seed=None)[0].ids() == ds.split(0.8, seed=0)[0].ids()  # None: still deterministic
+    for bad in (0, 1, 1.5, -0.2):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            ds.split(bad)
+    with pytest.raises(TypeError, match="not both"):
+        ds.split({"train": 1.0}, train_ratio=0.5)
+
+
+SEED_PROVIDERS = ("openai", "anthropic", "gemini", "huggingface")
+
+
+@pytest.mark.parametrize("provider", SEED_PROVIDERS)
+def test_to_jsonl_string_and_from_jsonl_with_provider_round_trip(tmp_path, provider):
+    ds = Dataset([*pairs(3, system="Tutor."), Example.from_turns([("user", "a"), ("assistant", "b"),
+                                                                  ("user", "c"), ("assistant", "d")])])
+    text = ds.to_jsonl_string(provider)
+    assert text.count("\n") == 4 and text == ds.to_jsonl(provider=provider)
+    path = tmp_path / f"{provider}.jsonl"
+    path.write_text(text, encoding="utf-8")
+    for back in (Dataset.from_jsonl(path, provider=provider), Dataset.from_jsonl(path, provider),
+                 Dataset.from_jsonl(path, provider="generic")):
+        assert back.ids().to_pylist() == ds.ids().to_pylist()
+
+
+def test_from_jsonl_reads_the_seed_librarys_gemini_export(tmp_path):
+    """Its Gemini export writes single-turn chats as {"text_input", "output"} (dropping the system prompt) and
+    longer ones as Vertex contents without a systemInstruction."""
+    path = tmp_path / "gemini.jsonl"
+    path.write_text('{"text_input": "2+2?", "output": "4"}\n'
+                    '{"contents": [{"role": "user", "parts": [{"text": "a"}]}, {"role": "model", "parts": '
+                    '[{"text": "b"}]}, {"role": "user", "parts": [{"text": "c"}]}, {"role": "model", "parts": '
+                    '[{"text": "d"}]}]}\n', encoding="utf-8")
+    ds = Dataset.from_jsonl(path, provider="gemini")
+    assert ds.ids().to_pylist() == [Example.from_pair("2+2?", "4").id,
+                                    Example.from_turns([("user", "a"), ("assistant", "b"), ("user", "c"),
+                                                        ("assistant", "d")]).id]
+    with pytest.raises(ValueError, match="unknown target"):
+        Dataset.from_jsonl(path, provider="nope")
+
+
+def test_export_jsonl_never_mixes_sft_and_preference_in_one_file(tmp_path):
+    ds = Dataset(varied_examples())  # four SFT examples, one preference example
+    out = tmp_path / "train.jsonl"
+    with pytest.raises(DatasetError, match=r'4 SFT and 1 preference.*kind="sft"'):
+        ds.export_jsonl(out, provider="openai")
+    assert not out.exists() and not list(tmp_path.iterdir())  # nothing written
+    with pytest.raises(DatasetError, match="kind="):
+        ds.to_jsonl_string("openai")
+    sft = ds.export_jsonl(out, provider="openai", kind="sft")
+    pref = ds.export_jsonl(tmp_path / "train.preference.jsonl", "openai", kind="preference")
+    assert (sft.written, pref.written, sft.skipped, pref.skipped) == (4, 1, 0, 0)
+    assert all("messages" in orjson.loads(line) for line in out.read_bytes().splitlines())
+    assert "preferred_output" in orjson.loads((tmp_path / "train.preference.jsonl").read_bytes())
+    assert os.fspath(sft) == str(out) and Path(sft) == out  # path-like, as the seed's export_jsonl returned a Path
+    assert ds.kind_counts() == {"sft": 4, "preference": 1} and len(ds.of_kind("preference")) == 1
+    # a target that holds one kind is not refused: the other kind is skipped with an issue per example
+    claude = ds.export_jsonl(tmp_path / "claude.jsonl", provider="anthropic")
+    assert varied_examples()[3].id in {i.example_id for i in claude.issues if i.code == "unsupported_kind"}
+    with pytest.raises(TypeError, match="two targets"):
+        ds.export_jsonl(tmp_path / "x.jsonl", "openai", provider="gemini")
+
+
+def test_indexing_and_the_seed_summary_keys():
+    exs = varied_examples()
+    ds = Dataset(exs, batch_rows=2)
+    assert ds[0].id == exs[0].id and ds[-1].id == exs[-1].id and ds[3].id == exs[3].id
+    assert [e.id for e in ds[1:4]] == [e.id for e in exs[1:4]]
+    with pytest.raises(IndexError):
+        ds[5]
+    s = ds.summary("openai")
+    assert s["total_messages"] == s["messages"] and s["multimodal_examples"] == s["with_attachments"] == 1
+    assert s["avg_turns_per_example"] == round(s["messages"] / 5, 2)
+
+
+def test_from_jsonl_on_a_folder_lists_what_it_did_not_read(tmp_path):
+    write_lines(tmp_path / "a.jsonl", [GOOD % 1])
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.warns(UserWarning, match="notes.txt"):
+        ds = Dataset.from_jsonl(tmp_path)
+    assert len(ds) == 1 and [i.source for i in ds.skipped] == [(tmp_path / "notes.txt").as_posix()]
+
+
+# -- what third-party clients found in the exports ----------------------------------------------------
+
+def _export_lines(ds: Dataset, provider: str) -> list[dict]:
+    return [orjson.loads(line) for line in ds.to_jsonl(provider).splitlines()]
+
+
+def test_an_empty_system_prompt_is_never_exported():
+    bedrock_line = {"system": "", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    exs = [
+        Example.from_turns([("system", ""), ("user", "q1"), ("assistant", "a1")]),
+        Example(messages=(Message("system", "  "), Message("user", "q2"), Message("assistant", "a2"))),
+        formats.get("bedrock-claude").decode(bedrock_line),
+        *Dataset.from_pairs([("q3", "a3")], system=""),
+    ]
+    assert all(m.role != "system" for e in exs for m in e.messages)
+    assert exs[2].id == Example.from_pair("q", "a").id  # "system": "" is the same example as no system key
+    ds = Dataset(exs)
+    for line in _export_lines(ds, "anthropic"):
+        assert "system" not in line
+    for line in _export_lines(ds, "gemini"):
+        assert "systemInstruction" not in line
+    for provider in ("openai", "huggingface"):
+        assert all(m["role"] != "system" for line in _export_lines(ds, provider) for m in line["messages"])
+
+
+WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+
+
+def _pref_with_tools() -> Example:
+    return Example(messages=(Message("user", "Weather in Oslo?"),
+                             Message("assistant", "", tool_calls=(ToolCall("call_0", "weather", '{"city":"Oslo"}'),)),
+                             Message("tool", "-3C", tool_call_id="call_0", name="weather"),
+                             Message("user", "So?")),
+                   tools=(WEATHER,), chosen=Message("assistant", "It is -3C."), rejected=Message("assistant", "No."))
+
+
+def test_gemini_preference_export_refuses_tools_and_images_one_issue_each(tmp_path):
+    text = Example.preference("q", "good", "bad")
+    image = Example.preference([Message("user", "This?", attachments=(Attachment.from_uri("gs://b/p.png"),))],
+                               "A cat.", "A dog.")
+    calls_in_reply = Example.preference("Weather?", Message("assistant", "", tool_calls=(
+        ToolCall("call_0", "weather", "{}"),)), "No idea.")
+    bad = [_pref_with_tools(), image, calls_in_reply]
+    result = Dataset([text, *bad]).export_jsonl(tmp_path / "p.jsonl", "gemini")
+    errors = [i for i in result.issues if i.severity == "error"]
+    assert result.written == 1 and [i.example_id for i in errors] == [e.id for e in bad]
+    assert all(i.code == "unsupported" and "text only" in i.message for i in errors)
+    assert [i.field for i in errors] == ["tools", "messages[0].content", "chosen"]
+
+
+def test_validate_gemini_flags_tool_calls_in_preference_lines(tmp_path):
+    """A hand-written (or older) vertex-preference file with a functionCall: `ftlib validate --provider gemini`."""
+    line = formats.get("vertex-preference").encode(Example.preference("Weather in Oslo?", "It is -3C.", "No."))
+    line["contents"] += [{"role": "model", "parts": [{"functionCall": {"name": "weather", "args": {"city": "Oslo"}}}]},
+                         {"role": "user", "parts": [{"functionResponse": {"name": "weather",
+                                                                          "response": {"output": "-3C"}}}]},
+                         {"role": "user", "parts": [{"text": "So?"}]}]
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "train.preference.jsonl").write_bytes(orjson.dumps(line) + b"\n")
+    report = pipeline.validate_export(export, "gemini")
+    issues = report["files"]["train.preference.jsonl"]["issues"]
+    assert not report["ok"] and any(i["code"] == "preference_not_text" and i["severity"] == "error" for i in issues)
+
+
+def test_openai_messages_carry_only_keys_the_openai_sdk_defines():
+    from openai.types.chat import (
+        ChatCompletionAssistantMessageParam,
+        ChatCompletionSystemMessageParam,
+        ChatCompletionToolMessageParam,
+        ChatCompletionUserMessageParam,
+    )
+
+    allowed = {"system": set(ChatCompletionSystemMessageParam.__annotations__),
+               "user": set(ChatCompletionUserMessageParam.__annotations__),
+               "assistant": set(ChatCompletionAssistantMessageParam.__annotations__) | {"weight"},  # fine-tuning key
+               "tool": set(ChatCompletionToolMessageParam.__annotations__)}
+    ex = Example(messages=(Message("system", "s"), *_pref_with_tools().messages[:3], Message("assistant", "-3C.")))
+    vertex_read = formats.get("vertex-sft").decode(formats.get("vertex-sft").encode(ex))  # tool results named
+    assert vertex_read.messages[3].name == "weather"
+    for line in _export_lines(Dataset([ex, vertex_read]), "openai"):
+        for m in line["messages"]:
+            assert set(m) <= allowed[m["role"]], m
+    renamed = replace(ex, messages=(*ex.messages[:3], replace(ex.messages[3], name="other"), ex.messages[4]))
+    assert any("tool result name" in loss for loss in formats.get("openai-chat").losses(renamed))
+
+
+# -- the README's library example runs as written -------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_library_example() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Library\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_readme_library_example_runs_as_written(tmp_path):
+    import subprocess
+    import sys
+
+    code = readme_library_example()
+    (tmp_path / "example.py").write_text(code, encoding="utf-8")
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
+    env.setdefault("TIKTOKEN_CACHE_DIR", str(Path(__file__).parent / "data" / "tiktoken"))
+    done = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, f"README example failed:\n{done.stderr[-3000:]}"

@@ -1,14 +1,19 @@
-"""Input readers: JSONL with per-line detection, CSV pairs, file expansion; bad lines become Issues with file:line."""
+"""Input readers: every file kind (JSON Lines plain/gzip/zstd, JSON arrays, CSV, parquet incl. Hugging Face files)
+holding every shape, per-record detection, file expansion; bad records and unreadable files become Issues with
+file:line; the ingest report counts formats per file and lists what it did not read."""
 
 from __future__ import annotations
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from ftlib.errors import StageError
 from ftlib.formats import FORMATS
 from ftlib.issues import Issue
-from ftlib.readers import iter_input_files, read_file
-from ftlib.records import Example
+from ftlib.readers import chunks, decode_chunk, iter_input_files, read, read_file, scan
+from ftlib.records import Attachment, Example
 
 PAIR = Example.from_pair("What is 2+2?", "4", system="Math tutor.")
 
@@ -145,3 +150,206 @@ def test_iter_input_files_expands_sorts_dedupes_and_skips_hidden(tmp_path):
     assert rel == ["a/deep/1.CSV", "a/z.jsonl", "b/2.jsonl", "top.jsonl"]
     with pytest.raises(FileNotFoundError, match=r"missing\.jsonl"):
         iter_input_files([tmp_path / "missing.jsonl"])
+
+
+# -- containers: every file kind holds every shape, with one id per conversation ----------------------
+
+CHAT = Example.from_turns([("user", "Capital of France?"), ("assistant", "Paris."), ("user", "And Chile?"),
+                           ("assistant", "Santiago.")], system="Be brief.")
+SHAPES = {  # the same conversation in five shapes (target formats and input-only ones)
+    "openai-chat": FORMATS["openai-chat"].encode(CHAT),
+    "sharegpt": FORMATS["sharegpt"].encode(CHAT),
+    "chat-conversations": FORMATS["chat-conversations"].encode(CHAT),
+    "alpaca": FORMATS["alpaca"].encode(CHAT),
+    "prompt-completion": FORMATS["prompt-completion"].encode(CHAT),
+}
+ROWS = list(SHAPES.values())
+
+
+def _jsonl(rows) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in rows)
+
+
+def _write(path, data: bytes, compression: str | None = None):
+    if compression is None:
+        path.write_bytes(data)
+    else:
+        with pa.output_stream(str(path), compression=compression) as f:
+            f.write(data)
+    return path
+
+
+def _formats_and_ids(path, **kw):
+    got = list(read(path, **kw))
+    assert all(isinstance(item, Example) for _, item in got), [i for _, i in got if isinstance(i, Issue)]
+    return [name for name, _ in got], [item.id for _, item in got], [item.source for _, item in got]
+
+
+@pytest.mark.parametrize(("name", "compression"), [("c.jsonl", None), ("c.jsonl.gz", "gzip"), ("c.jsonl.zst", "zstd"),
+                                                   ("c.ndjson", None), ("c.json.gz", "gzip")])
+def test_json_lines_plain_and_compressed(tmp_path, name, compression):
+    path = _write(tmp_path / name, _jsonl(ROWS), compression)
+    names, ids, sources = _formats_and_ids(path)
+    assert names == list(SHAPES) and set(ids) == {CHAT.id}
+    assert sources == [f"{path}:{n}" for n in range(1, 6)]
+
+
+@pytest.mark.parametrize("compression", [None, "gzip", "zstd"])
+def test_json_array_is_read_with_the_line_each_record_starts_on(tmp_path, compression):
+    text = b"[\n" + b",\n".join(orjson.dumps(r, option=orjson.OPT_INDENT_2) for r in ROWS) + b"\n]\n"
+    suffix = {None: "", "gzip": ".gz", "zstd": ".zst"}[compression]
+    path = _write(tmp_path / f"chats.json{suffix}", text, compression)
+    names, ids, sources = _formats_and_ids(path)
+    assert names == list(SHAPES) and set(ids) == {CHAT.id}
+    starts = [i + 1 for i, line in enumerate(text.splitlines()) if line.startswith(b"{")]
+    assert sources == [f"{path}:{n}" for n in starts]
+
+
+def test_json_documents_single_concatenated_and_hf_to_json(tmp_path):
+    one = tmp_path / "one.json"
+    one.write_bytes(orjson.dumps(SHAPES["sharegpt"], option=orjson.OPT_INDENT_2))
+    assert _formats_and_ids(one)[1:] == ([CHAT.id], [f"{one}:1"])
+    two = tmp_path / "two.json"
+    two.write_bytes(orjson.dumps(ROWS[0], option=orjson.OPT_INDENT_2) + b"\n" + orjson.dumps(ROWS[1]))
+    assert _formats_and_ids(two)[0] == ["openai-chat", "sharegpt"]
+    lines_named_json = tmp_path / "lines.json"  # what `datasets.Dataset.to_json` writes by default
+    lines_named_json.write_bytes(_jsonl(ROWS))
+    assert _formats_and_ids(lines_named_json)[2] == [f"{lines_named_json}:{n}" for n in range(1, 6)]
+    array_named_jsonl = tmp_path / "array.jsonl"  # an array in a .jsonl file is still read, not garbage
+    array_named_jsonl.write_bytes(orjson.dumps(ROWS))
+    assert len(_formats_and_ids(array_named_jsonl)[1]) == 5
+
+
+def test_broken_json_array_reports_where_and_how_much_was_read(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_bytes(b"[\n" + orjson.dumps(ROWS[0]) + b",\n" + orjson.dumps(ROWS[1]) + b",\n{\"messages\": [}\n]")
+    got = list(read_file(path))
+    assert [type(x) for x in got] == [Example, Example, Issue]
+    assert got[2].code == "bad_json" and got[2].source == f"{path}:4" and "2 record(s) before it" in got[2].message
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('[{"prompt": "caf\xe9", "completion": "x"}]'.encode("latin-1"))
+    (issue,) = read_file(latin1)
+    assert issue.code == "bad_encoding" and "UTF-8" in issue.message
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_truncated_compressed_file_keeps_what_was_read_and_says_so(tmp_path, compression):
+    rows = [FORMATS["openai-chat"].encode(Example.from_pair(f"q{i} " + "x" * 50, f"a{i}")) for i in range(20_000)]
+    full = _write(tmp_path / f"full.jsonl.{compression[:2]}", _jsonl(rows), compression)
+    cut = tmp_path / f"cut.jsonl.{compression[:2]}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    got = list(read_file(cut))
+    good = [x for x in got if isinstance(x, Example)]
+    assert 0 < len(good) < 20_000 and all(isinstance(x, Example) for x in got[:-1])
+    last = got[-1]
+    assert isinstance(last, Issue) and last.code == "unreadable_file" and "truncated" in last.message
+    assert last.source.startswith(f"{cut}:")
+
+
+def test_named_files_are_sniffed_whatever_their_suffix(tmp_path):
+    gz = _write(tmp_path / "export.txt", _jsonl(ROWS[:2]), "gzip")
+    assert _formats_and_ids(gz)[0] == ["openai-chat", "sharegpt"]
+    pq.write_table(pa.Table.from_pylist([SHAPES["alpaca"]]), tmp_path / "data.bin")
+    assert _formats_and_ids(tmp_path / "data.bin")[0] == ["alpaca"]
+    csv_gz = _write(tmp_path / "pairs.csv.gz", b"question,answer\nWhat is 2+2?,4\n", "gzip")
+    (ex,) = read_file(csv_gz)
+    assert ex.id == Example.from_pair("What is 2+2?", "4").id and ex.source == f"{csv_gz}:2"
+
+
+def test_parquet_written_by_pyarrow_with_mixed_shapes(tmp_path):
+    """Arrow fills the fields a row lacks with nulls; nulls are absent keys, so each row still detects."""
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(pa.Table.from_struct_array(pa.array(ROWS)), path, row_group_size=2)  # union of the keys
+    names, ids, sources = _formats_and_ids(path)
+    assert names == list(SHAPES) and set(ids) == {CHAT.id}
+    assert sources == [f"{path}:{n}" for n in range(1, 6)]
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_parquet_as_hugging_face_datasets_saves_it(tmp_path, shape):
+    datasets = pytest.importorskip("datasets")
+    other = Example.from_pair("Hi", "Hello!", system="Be kind.")
+    rows = [SHAPES[shape], FORMATS[shape].encode(other)]
+    path = tmp_path / f"{shape}.parquet"
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+    names, ids, _ = _formats_and_ids(path)
+    assert names == [shape, shape]
+    assert ids == [CHAT.id, other.id]
+
+
+def test_ftlib_dataset_parquet_is_read_exactly(tmp_path):
+    from ftlib.dataset import Dataset
+
+    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d4944415478da63f8cfc0f01f00050001ffa65f5a9b0000000049454e44ae426082")
+    exs = [CHAT, Example.from_pair("What is this?", "A pixel.", attachments=[Attachment.from_bytes(png)]),
+           Example.preference("Say hi", "Hi!", "Go away.")]
+    Dataset(exs).to_parquet(tmp_path / "ds.parquet")
+    got = list(read(tmp_path / "ds.parquet"))
+    assert [n for n, _ in got] == ["ftlib-dataset"] * 3
+    assert [x.id for _, x in got] == [e.id for e in exs]
+    assert got[1][1].messages[0].attachments[0].data == png and got[2][1].source == f"{tmp_path / 'ds.parquet'}:3"
+
+
+def test_unreadable_files_are_named(tmp_path):
+    fake = tmp_path / "fake.parquet"
+    fake.write_bytes(b"PAR1 this is not parquet")
+    (issue,) = read_file(fake)
+    assert issue.code == "unreadable_file" and issue.source == str(fake) and "parquet" in issue.message
+
+
+def test_chunks_in_any_size_decode_like_one_pass(tmp_path):
+    path = _write(tmp_path / "c.jsonl.gz", _jsonl(ROWS * 3) + b"{bad\n", "gzip")
+    whole = [(n, getattr(x, "id", x)) for n, x in read(path)]
+    parts = list(chunks(path, size=2))
+    assert len(parts) > 5
+    assert [(n, getattr(x, "id", x)) for c in parts for n, x in decode_chunk(c)] == whole
+
+
+def test_scan_lists_every_file_it_does_not_read(tmp_path):
+    for rel in ("a.jsonl.gz", "b.json", "c.parquet", "d.csv.zst", "e.ndjson", "notes.txt", "README.md",
+                "x.parquet.gz", ".DS_Store", ".cache/y.jsonl", "sub/f.JSONL"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    inputs = scan([tmp_path])
+    assert [f.relative_to(tmp_path).as_posix() for f in inputs.files] == [
+        "a.jsonl.gz", "b.json", "c.parquet", "d.csv.zst", "e.ndjson", "sub/f.JSONL"]
+    skipped = {k.removeprefix(tmp_path.as_posix() + "/"): v for k, v in inputs.skipped.items()}
+    assert set(skipped) == {"notes.txt", "README.md", "x.parquet.gz", ".DS_Store", ".cache/"}
+    assert "not an input file type" in skipped["notes.txt"] and ".jsonl" in skipped["notes.txt"]
+    assert "hidden" in skipped[".cache/"]
+    assert scan([tmp_path / "notes.txt"]).files == [tmp_path / "notes.txt"]  # named: always read
+
+
+# -- the ingest report: per file, what each record was read as; nothing skipped silently ---------------
+
+def test_ingest_report_counts_formats_per_file_and_names_what_it_could_not_read(tmp_path):
+    import json
+
+    from ftlib import pipeline
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _write(data / "chats.jsonl.gz", _jsonl([*ROWS, {"text": "not a chat"}]), "gzip")
+    (data / "kiln.json").write_bytes(orjson.dumps([SHAPES["chat-conversations"],
+                                                   FORMATS["sharegpt"].encode(Example.from_pair("Hi", "Hello"))]))
+    (data / "broken.parquet").write_bytes(b"PAR1 garbage")
+    (data / "notes.md").write_text("# not data\n")
+    reports = {}
+    for workers in (1, 2):
+        out, rep = tmp_path / f"ds{workers}.parquet", tmp_path / f"ingest{workers}.json"
+        pipeline.ingest([data], out, rep, workers=workers)
+        reports[workers] = (out.read_bytes(), rep.read_bytes())
+    assert reports[1] == reports[2]  # the worker count never changes the bytes
+    report = json.loads(reports[1][1])
+    files = report["files"]
+    assert files[f"{data.as_posix()}/chats.jsonl.gz"]["formats"] == {name: 1 for name in SHAPES}
+    assert files[f"{data.as_posix()}/chats.jsonl.gz"]["rejected"] == 1
+    assert files[f"{data.as_posix()}/kiln.json"]["formats"] == {"chat-conversations": 1, "sharegpt": 1}
+    assert files[f"{data.as_posix()}/broken.parquet"] == {"duplicates": 0, "formats": {}, "kept": 0, "rejected": 0,
+                                                         "unreadable": 1}
+    assert list(report["skipped_files"]) == [f"{data.as_posix()}/notes.md"]
+    assert (report["read"], report["kept"], report["duplicates"]) == (8, 2, 5)
+    assert {r["code"] for r in report["rejects"]} == {"unknown_format", "unreadable_file"}
+    with pytest.raises(StageError, match="strict"):
+        pipeline.ingest([data], tmp_path / "strict.parquet", tmp_path / "strict.json", strict=True)

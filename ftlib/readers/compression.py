@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from ftlib.readers.files import Compression
 
-BUFFER = 1 << 20
+BUFFER = 1 << 18  # a truncated stream loses at most this much decompressed text before the error
 # What a corrupt or truncated compressed stream raises while being read.
 READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError, pa.ArrowException)
 
