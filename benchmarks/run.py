@@ -77,6 +77,7 @@ def run_ftlib(src: Path, work: Path, env: dict[str, str]) -> dict:
     steps = run_stages(ROOT, work, env)
     estimate = orjson.loads((work / "reports" / "estimate" / "openai.json").read_bytes())
     return {"steps": steps, "seconds": round(sum(s["seconds"] for s in steps.values()), 2),
+            "cpu_seconds": round(sum(s["cpu_seconds"] for s in steps.values()), 2),
             "peak_mb": max(s["peak_mb"] for s in steps.values()),
             "train_tokens": next(iter(estimate.values()))["tokens"]["total"]}
 
@@ -84,8 +85,8 @@ def run_ftlib(src: Path, work: Path, env: dict[str, str]) -> dict:
 def run_tools(python: Path, src: Path, out: Path, env: dict[str, str], tokens: bool = True) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(python), "-P", str(HERE / "public_tools.py"), str(src), str(out), *([] if tokens else ["--no-tokens"])]
-    secs, mem, stdout = measure(cmd, env)
-    return {"seconds": round(secs, 2), "peak_mb": mem, "result": json.loads(stdout)}
+    secs, mem, stdout, cpu = measure(cmd, env)
+    return {"seconds": round(secs, 2), "peak_mb": mem, "cpu_seconds": round(cpu, 2), "result": json.loads(stdout)}
 
 
 def machine() -> str:
@@ -114,11 +115,13 @@ def main() -> None:
         print("  ftlib stages:", flush=True)
         work = OUT / f"work-{n}"
         row["ftlib"] = run_ftlib(src, work, env)
-        print(f"  ftlib: {row['ftlib']['seconds']} s, {row['ftlib']['peak_mb']} MB", flush=True)
+        print(f"  ftlib: {row['ftlib']['seconds']} s, {row['ftlib']['peak_mb']} MB, "
+              f"{row['ftlib']['cpu_seconds']} CPU s", flush=True)
         if python:
             tools_out = OUT / f"tools-{n}"
             row["tools"] = run_tools(python, src, tools_out, env)
-            print(f"  public tools: {row['tools']['seconds']} s, {row['tools']['peak_mb']} MB", flush=True)
+            print(f"  public tools: {row['tools']['seconds']} s, {row['tools']['peak_mb']} MB, "
+                  f"{row['tools']['cpu_seconds']} CPU s", flush=True)
             if args.tools_without_tokens:
                 row["tools_no_tokens"] = run_tools(python, src, tools_out, env, tokens=False)
                 print(f"  public tools without token counts: {row['tools_no_tokens']['seconds']} s, "
@@ -133,17 +136,19 @@ def main() -> None:
             fh.write(orjson.dumps(row) + b"\n")
     print(f"\nMachine: {rows[0]['machine']}; public tools: "
           f"{', '.join(f'{k} {v}' for k, v in versions.items()) or 'not run'}\n")
-    print("| examples | public tools s | public tools peak MB | ftlib s | ftlib peak MB | ftlib examples/s |"
-          " speed-up |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| examples | public tools s | public tools CPU s | public tools peak MB | ftlib s | ftlib CPU s |"
+          " ftlib peak MB | ftlib examples/s | speed-up |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         t = r.get("tools", {})
-        print(f"| {r['n']:,} | {t.get('seconds', '-')} | {t.get('peak_mb', '-')} | {r['ftlib']['seconds']} | "
-              f"{r['ftlib']['peak_mb']} | {r['n'] / r['ftlib']['seconds']:,.0f} | "
+        print(f"| {r['n']:,} | {t.get('seconds', '-')} | {t.get('cpu_seconds', '-')} | {t.get('peak_mb', '-')} | "
+              f"{r['ftlib']['seconds']} | {r['ftlib']['cpu_seconds']} | {r['ftlib']['peak_mb']} | "
+              f"{r['n'] / r['ftlib']['seconds']:,.0f} | "
               f"{str(r['speedup']) + 'x' if 'speedup' in r else '-'} |")
     for r in rows:
         print(f"\nftlib stages at {r['n']:,}: " + ", ".join(
-            f"{k} {v['seconds']} s ({v['peak_mb']} MB)" for k, v in r["ftlib"]["steps"].items()))
+            f"{k} {v['seconds']} s ({v['peak_mb']} MB, {v['cpu_seconds']} CPU s)"
+            for k, v in r["ftlib"]["steps"].items()))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import resource
 import subprocess
 import time
 from pathlib import Path
@@ -79,10 +80,18 @@ def tree_pss_mb(proc: psutil.Process) -> float:
     return total / 2**20
 
 
+def cpu_of_children() -> float:
+    """User + system seconds of every finished child process and its descendants (what a stage cost in CPU,
+    which contention from other processes on the machine does not inflate the way it inflates wall time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(cmd: str | list[str], env: dict[str, str], cwd: Path | None = None,
-            ok_codes: tuple[int, ...] = (0,)) -> tuple[float, int, bytes]:
-    """Wall seconds, peak memory (MB, PSS of the whole process tree, sampled every 20 ms) and stdout of one
-    command. A string runs through the shell, as DVC runs a stage's cmd."""
+            ok_codes: tuple[int, ...] = (0,)) -> tuple[float, int, bytes, float]:
+    """Wall seconds, peak memory (MB, PSS of the whole process tree, sampled every 20 ms), stdout and CPU seconds
+    of one command. A string runs through the shell, as DVC runs a stage's cmd."""
+    cpu0 = cpu_of_children()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, shell=isinstance(cmd, str),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -95,7 +104,7 @@ def measure(cmd: str | list[str], env: dict[str, str], cwd: Path | None = None,
     stdout, stderr = proc.communicate()
     if proc.returncode not in ok_codes:
         raise SystemExit(f"{cmd} failed with exit {proc.returncode}:\n{stderr.decode()[-3000:]}")
-    return elapsed, round(peak), stdout
+    return elapsed, round(peak), stdout, cpu_of_children() - cpu0
 
 
 def run_stages(tree: Path, work: Path, env: dict[str, str], params: dict[str, Any] | None = None,
@@ -108,8 +117,8 @@ def run_stages(tree: Path, work: Path, env: dict[str, str], params: dict[str, An
         if ftlib != "ftlib" and cmd.startswith("ftlib "):
             cmd = ftlib + cmd[len("ftlib"):]
         # validate exits 1 when the data has errors: that is a result, not a failure of the run
-        secs, mem, _ = measure(cmd, env, cwd=work, ok_codes=(0, 1) if name.startswith("validate") else (0,))
-        steps[name] = {"seconds": round(secs, 2), "peak_mb": mem}
+        secs, mem, _, cpu = measure(cmd, env, cwd=work, ok_codes=(0, 1) if name.startswith("validate") else (0,))
+        steps[name] = {"seconds": round(secs, 2), "peak_mb": mem, "cpu_seconds": round(cpu, 2)}
         if verbose:
-            print(f"    {name}: {secs:.2f} s, {mem} MB", flush=True)
+            print(f"    {name}: {secs:.2f} s, {mem} MB, {cpu:.2f} CPU s", flush=True)
     return steps

@@ -21,6 +21,10 @@ class ProviderError(RuntimeError):
     """A provider refusal or failure a user can act on; the message names the cause and the fix."""
 
 
+class JobNotFound(ProviderError):
+    """The provider has no job with this id (deleted, expired, or another account or endpoint)."""
+
+
 class ConfigError(ProviderError):
     """Missing or wrong configuration (credentials, endpoint, role, bucket, tokenizer), raised before any upload."""
 

@@ -8,8 +8,13 @@ whatever the worker count. At most `inflight` chunks exist at once, so memory do
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -20,6 +25,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 CHUNK_LINES = 2048
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def default_workers() -> int:
@@ -31,6 +37,30 @@ def default_workers() -> int:
         except ValueError:
             raise ValueError(f"FTLIB_WORKERS must be a whole number, got {env!r}") from None
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: a worker never outlives the stage that started it, even after `kill -9` of the stage.
+
+    On Linux the kernel sends SIGKILL when the parent goes (prctl PR_SET_PDEATHSIG); elsewhere a thread notices
+    the parent is gone within a second. Either way the check after arming covers a parent that died first.
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            armed = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="ftlib-parent-watch").start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def chunked(items: Iterable[T], size: int = CHUNK_LINES) -> Iterator[list[T]]:
@@ -55,7 +85,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     limit = inflight or 2 * workers
     pending: deque[Future[R]] = deque()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         for item in chain(first, it):
             pending.append(pool.submit(fn, item))
             if len(pending) >= limit:

@@ -6,7 +6,6 @@ deterministic bytes (fixed order, fixed writer options, no timestamps) so two ma
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ftlib import formats, layout, parallel, readers, store, targets, tokens, validate
+from ftlib import atomic, formats, jsonfile, layout, parallel, readers, store, targets, tokens, validate
 from ftlib.dataset import Dataset
 from ftlib.digest import sha256_file
 from ftlib.errors import FormatError, StageError
@@ -143,21 +142,21 @@ def ingest(
     writes the report and then fails without writing the dataset.
     """
     result = IngestResult()
-    tmp = out.with_name(out.name + ".ingest.tmp")
-    try:
-        result.kept = store.write_parquet(tmp, _unique_batches(paths, result, progress, workers))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if report:
-        write_json_atomic(report, result.to_dict())
-    if strict and result.rejected:
-        tmp.unlink(missing_ok=True)
-        raise StageError(
-            f"{len(result.rejected)} bad line(s) rejected (strict mode); first: {result.rejected[0]}. "
-            f"Fix them or drop --strict to keep the good rows."
-        )
-    os.replace(tmp, out)
+    # Temp names unique to this run (two ingests into one output never share one); the dataset and the report
+    # are renamed into place together at the end, so a kill or a failure leaves the previous pair.
+    with atomic.staged() as outputs:
+        result.kept = store.write_parquet(outputs.file(Path(out)),
+                                          _unique_batches(paths, result, progress, workers), atomic=False)
+        if strict and result.rejected:
+            outputs.discard()  # strict: the report says why, the previous dataset stays
+            if report:
+                write_json_atomic(report, result.to_dict())
+            raise StageError(
+                f"{len(result.rejected)} bad line(s) rejected (strict mode); first: {result.rejected[0]}. "
+                f"Fix them or drop --strict to keep the good rows."
+            )
+        if report:
+            outputs.write_bytes(Path(report), jsonfile.dumps(result.to_dict()))
     return result
 
 
@@ -171,12 +170,12 @@ def split(
     Returns the manifest without its id lists (those can hold millions of ids: they are streamed to the file).
     """
     parts = Dataset.from_parquet(dataset).split(ratios, seed=seed, group_by=group_by)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("*.parquet"):
-        old.unlink()
-    for name, part in parts.items():
-        part.to_parquet(out_dir / layout.split_file(name))
-    return parts.write_manifest(out_dir / layout.MANIFEST)
+    # The parquet files and the manifest appear together: built in a temp folder, swapped in whole.
+    with atomic.staged() as outputs:
+        tmp = outputs.folder(Path(out_dir))
+        for name, part in parts.items():
+            part.to_parquet(tmp / layout.split_file(name))
+        return parts.write_manifest(tmp / layout.MANIFEST)
 
 
 # -- export -------------------------------------------------------------------------------------
@@ -213,37 +212,50 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
     (losses) is listed too. Nothing disappears without a line in the report.
     """
     target = targets.get(provider)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("*.jsonl"):
-        old.unlink()
+    split_files = _split_files(Path(splits_dir))  # checked before anything is touched: a bad input keeps the export
     issues: list[Issue] = []
     files: dict[str, int] = {}
-    for split_file in sorted(splits_dir.glob("*.parquet")):
-        handles: dict[str, Any] = {}
-        tasks = ((str(split_file), i, provider) for i in range(store.row_groups(split_file)))
-        try:
-            for done in parallel.ordered_map(_export_row_group, tasks, workers):
-                issues.extend(done.issues)
-                for kind, blob in done.blobs.items():
-                    name = layout.export_file(split_file.stem, kind)
-                    fh = handles.get(name) or handles.setdefault(name, (out_dir / name).open("wb"))
-                    fh.write(blob)
-                    files[name] = files.get(name, 0) + done.counts[kind]
-                if progress:
-                    progress(sum(done.counts.values()))
-        finally:
-            for fh in handles.values():
-                fh.close()
-    result = {
-        "provider": provider,
-        "formats": {kind: f.name if f else None for kind, f in sorted(target.formats.items())},
-        "files": dict(sorted(files.items())),
-        "skipped": sum(1 for i in issues if i.severity == "error"),
-        "issues": [i.to_dict() for i in issues],
-    }
-    if report:
-        write_json_atomic(report, result)
+    # Every file of the export and the report appear together: a temp folder swapped in whole, then the report.
+    with atomic.staged() as outputs:
+        tmp = outputs.folder(Path(out_dir))
+        for split_file in split_files:
+            handles: dict[str, Any] = {}
+            tasks = ((str(split_file), i, provider) for i in range(store.row_groups(split_file)))
+            try:
+                for done in parallel.ordered_map(_export_row_group, tasks, workers):
+                    issues.extend(done.issues)
+                    for kind, blob in done.blobs.items():
+                        name = layout.export_file(split_file.stem, kind)
+                        fh = handles.get(name) or handles.setdefault(name, (tmp / name).open("wb"))
+                        fh.write(blob)
+                        files[name] = files.get(name, 0) + done.counts[kind]
+                    if progress:
+                        progress(sum(done.counts.values()))
+            finally:
+                for fh in handles.values():
+                    fh.close()
+        result = {
+            "provider": provider,
+            "formats": {kind: f.name if f else None for kind, f in sorted(target.formats.items())},
+            "files": dict(sorted(files.items())),
+            "skipped": sum(1 for i in issues if i.severity == "error"),
+            "issues": [i.to_dict() for i in issues],
+        }
+        if report:
+            outputs.write_bytes(Path(report), jsonfile.dumps(result))
     return result
+
+
+def _split_files(splits_dir: Path) -> list[Path]:
+    """The split parquet files to export; a missing, empty or foreign folder is refused with the fix."""
+    if not splits_dir.is_dir():
+        raise FileNotFoundError(f"{splits_dir}: no such folder; export reads the folder `ftlib split` wrote "
+                                f"(e.g. {layout.SPLITS}): run `ftlib split` first or fix the path")
+    found = sorted(splits_dir.glob("*.parquet"))
+    if not found:
+        raise FileNotFoundError(f"{splits_dir}: no split .parquet files in this folder; run `ftlib split DATASET "
+                                f"--out {splits_dir}` first (the existing export was left as it was)")
+    return found
 
 
 # -- validate -----------------------------------------------------------------------------------
@@ -310,10 +322,11 @@ def validate_export(
         "warnings": sum(f["warnings"] for f in per_file.values()),
         "files": per_file,
     }
-    if report:
-        write_json_atomic(report, result)
-    if estimate_out:
-        write_json_atomic(estimate_out, estimates)
+    with atomic.staged() as outputs:  # the report and the estimate appear together
+        if report:
+            outputs.write_bytes(Path(report), jsonfile.dumps(result))
+        if estimate_out:
+            outputs.write_bytes(Path(estimate_out), jsonfile.dumps(estimates))
     return result
 
 

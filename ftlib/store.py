@@ -7,7 +7,7 @@ parquet files, deterministic parquet bytes, an external shuffle that never holds
 from __future__ import annotations
 
 import math
-import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ftlib import atomic as atomic_io
 from ftlib.records import Attachment, Example, Message, ToolCall, arrow_schema, canonical_json
 
 SCHEMA: pa.Schema = arrow_schema()
@@ -133,34 +134,38 @@ def conform(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.Table.from_batches([batch]).select(SCHEMA.names).cast(SCHEMA).combine_chunks().to_batches()[0]
 
 
-def write_parquet(path: str | Path, batches: Iterable[pa.RecordBatch]) -> int:
-    """Write batches as fixed-size row groups with fixed options; atomic (temp file + rename). Returns rows."""
+def write_parquet(path: str | Path, batches: Iterable[pa.RecordBatch], *, atomic: bool = True) -> int:
+    """Write batches as fixed-size row groups with fixed options. Returns rows.
+
+    Atomic by default (a unique temp file, fsync, rename); atomic=False writes `path` directly, for callers that
+    already write to a temp path they commit themselves (ingest renames only after its report is written).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    if not atomic:
+        return _write_parquet(path, batches)
+    with atomic_io.replacing_path(path) as tmp:
+        return _write_parquet(tmp, batches)
+
+
+def _write_parquet(path: Path, batches: Iterable[pa.RecordBatch]) -> int:
     written = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
-    try:
-        with pq.ParquetWriter(tmp, SCHEMA, **PARQUET_OPTIONS) as writer:
-            for batch in batches:
-                if not batch.num_rows:
-                    continue
-                pending.append(conform(batch))
-                pending_rows += batch.num_rows
-                while pending_rows >= ROW_GROUP_ROWS:
-                    table = pa.Table.from_batches(pending, SCHEMA)
-                    writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
-                    written += ROW_GROUP_ROWS
-                    rest = table.slice(ROW_GROUP_ROWS)
-                    pending, pending_rows = rest.to_batches(), rest.num_rows
-            if pending_rows:
-                writer.write_table(pa.Table.from_batches(pending, SCHEMA), row_group_size=ROW_GROUP_ROWS)
-                written += pending_rows
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with pq.ParquetWriter(path, SCHEMA, **PARQUET_OPTIONS) as writer:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            pending.append(conform(batch))
+            pending_rows += batch.num_rows
+            while pending_rows >= ROW_GROUP_ROWS:
+                table = pa.Table.from_batches(pending, SCHEMA)
+                writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                written += ROW_GROUP_ROWS
+                rest = table.slice(ROW_GROUP_ROWS)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+        if pending_rows:
+            writer.write_table(pa.Table.from_batches(pending, SCHEMA), row_group_size=ROW_GROUP_ROWS)
+            written += pending_rows
     return written
 
 
@@ -193,7 +198,19 @@ def shuffle_external(
         pa.scalar(32, pa.uint64()),
     )
     ext_schema = SCHEMA.append(pa.field("__h", pa.uint64())).append(pa.field("__pos", pa.int64()))
-    spill = [out_path.with_name(f"{out_path.name}.part{i}.arrow") for i in range(n_parts)]
+    # A folder unique to this call (two shuffles into one folder never collide; a killed one's is cleaned later).
+    atomic_io.clean_stale(out_path)
+    spill_dir = atomic_io.temp_path(out_path)
+    spill_dir.mkdir(parents=True)
+    try:
+        return _shuffle_through(spill_dir, n_parts, ext_schema, batches, order_keys, part_of, out_path)
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+def _shuffle_through(spill_dir: Path, n_parts: int, ext_schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                     order_keys: pa.Array, part_of: pa.Array, out_path: Path) -> int:
+    spill = [spill_dir / f"part{i}.arrow" for i in range(n_parts)]
     writers = [pa.ipc.new_file(str(p), ext_schema) for p in spill]
     try:
         offset = 0
@@ -221,11 +238,7 @@ def shuffle_external(
             del table
             p.unlink()
 
-    try:
-        return write_parquet(out_path, sorted_parts())
-    finally:
-        for p in spill:
-            p.unlink(missing_ok=True)
+    return write_parquet(out_path, sorted_parts())
 
 
 def temp_dir(prefix: str) -> tempfile.TemporaryDirectory:

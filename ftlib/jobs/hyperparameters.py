@@ -33,7 +33,10 @@ def spelling_hint(target: Target, method: Method, key: str) -> str:
         return ""
     own = target.hyperparameters[method].model_fields
     match = next((k for k, c in _concepts(target).items() if c == concept and k in own), None)
-    return f"; {key} is another target's name for it: {target.name} calls it {match}" if match else ""
+    if match is None:  # e.g. a batch size, which Vertex picks itself
+        return f"; {key} is another target's name for {concept.replace('_', ' ')}, which {target.name} does not let " \
+               "you set: leave it out"
+    return f"; {key} is another target's name for it: {target.name} calls it {match}"
 
 
 def check(target: Target, method: Method, hp: dict[str, Any] | None) -> dict[str, Any]:

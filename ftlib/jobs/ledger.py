@@ -7,8 +7,7 @@ so a re-run never pays for the same bytes twice. No timestamps, no run ids, neve
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,14 +16,18 @@ from typing import Any
 import orjson
 from filelock import FileLock
 
+from ftlib.jobs.lease import lock_dir
 from ftlib.jobs.spec import JobState, JobStatus
 from ftlib.jsonfile import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 # Fields a job record may hold; anything else is refused so a credential can never slip in through **fields.
 RECORD_FIELDS = frozenset({
     "job_key", "provider", "base_model", "method", "hyperparameters", "suffix", "attempt",
     "dataset_sha256", "validation_sha256", "train_file", "validation_file", "train_ref", "validation_ref",
     "job_id", "status", "model_id", "error", "console_url", "seed", "base_model_revision", "metrics",
+    "duplicates_cancelled",  # other jobs found for the key after create, cancelled before they trained
     "eval_sha256", "evaluation",  # the held-out file the model was scored on, and the scores (ftlib.evaluate)
 })
 SUBMITTING = "submitting"  # intent recorded, no job id yet
@@ -37,7 +40,22 @@ def _read_json(path: Path) -> Any:
     except FileNotFoundError:
         return None
     except orjson.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e}); fix or delete the file and re-run") from None
+        raise ValueError(f"{path}: not valid JSON ({e}); fix it (git checkout -- {path}) or delete it and re-run"
+                         ) from None
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """One job record; a corrupt one raises ValueError naming the file and the fix."""
+    rec = _read_json(path)
+    if rec is None:
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("job_key"), str) or not isinstance(rec.get("provider"), str):
+        raise ValueError(f"{path}: not an ftlib job record (a JSON object with job_key and provider); restore it "
+                         f"(git checkout -- {path}) or delete it and re-run")
+    if rec.get("job_id") is not None and not isinstance(rec["job_id"], str):
+        raise ValueError(f"{path}: job_id must be a string, got {rec['job_id']!r}; write it in quotes or delete the "
+                         "file and re-run")
+    return rec
 
 
 class Ledger:
@@ -45,9 +63,11 @@ class Ledger:
 
     def __init__(self, root: Path | str = Path("models")) -> None:
         self.root = Path(root)
-        # The lock lives outside models/ so it never shows up in git.
-        digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
-        self._lock = FileLock(Path(tempfile.gettempdir()) / f"ftlib-registry-{digest}.lock", timeout=60)
+        # Beside the ledger (never in $TMPDIR, so processes with different TMPDIRs share it), outside models/ so
+        # it never shows up in git.
+        self.lock_path = lock_dir(self.root) / f"ledger-{self.root.resolve().name}.lock"
+        self._lock = FileLock(self.lock_path, timeout=60)
+        self.skipped: list[str] = []  # corrupt records met by records(): one warning each, listed for callers
 
     # paths
     def job_path(self, provider: str, key: str) -> Path:
@@ -62,32 +82,27 @@ class Ledger:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            yield
-
-    @contextmanager
-    def key_lock(self, provider: str, key: str) -> Iterator[None]:
-        """Serialises submitters of one job key on this machine (the provider lookup covers other machines)."""
-        digest = hashlib.sha256(f"{self.root.resolve()}:{provider}:{key}".encode()).hexdigest()[:16]
-        with FileLock(Path(tempfile.gettempdir()) / f"ftlib-submit-{digest}.lock"):
             yield
 
     # job records
     def get(self, provider: str, key: str) -> dict[str, Any] | None:
-        return _read_json(self.job_path(provider, key))
+        """The record of one key; if that very record is corrupt, ValueError says which file and how to fix it."""
+        return _read_record(self.job_path(provider, key))
 
     def save(self, record: dict[str, Any]) -> dict[str, Any]:
         unknown = set(record) - RECORD_FIELDS
         if unknown:
             raise ValueError(f"registry record has unknown fields {sorted(unknown)}; allowed: {sorted(RECORD_FIELDS)}")
-        with self._lock:
+        with self.locked():
             write_json_atomic(self.job_path(record["provider"], record["job_key"]), record)
             self._rebuild_index()
         return record
 
     def update(self, provider: str, key: str, /, **fields: Any) -> dict[str, Any]:
         """Merge fields into the record (created if absent); a no-op change does not rewrite files."""
-        with self._lock:
+        with self.locked():
             record = self.get(provider, key) or {"provider": provider, "job_key": key}
             merged = {**record, **fields}
             if merged == record and self.job_path(provider, key).exists():
@@ -101,7 +116,13 @@ class Ledger:
         out = []
         for d in dirs:
             for path in sorted(d.glob("*.json")):
-                rec = _read_json(path)
+                try:
+                    rec = _read_record(path)
+                except ValueError as e:  # one damaged file must not block every other job of the provider
+                    if str(path) not in self.skipped:
+                        self.skipped.append(str(path))
+                        log.warning("skipped %s", e)
+                    continue
                 if rec is not None:
                     out.append(rec)
         return out
@@ -121,19 +142,29 @@ class Ledger:
         return self.update(provider, record["job_key"], **fields)
 
     # upload cache
+    def _uploads(self, provider: str) -> dict[str, str]:
+        """The upload cache; a damaged one is only a cache: warn, start empty, upload again."""
+        path = self._uploads_path(provider)
+        try:
+            cache = _read_json(path)
+        except ValueError as e:
+            log.warning("ignored the upload cache: %s", e)
+            return {}
+        return cache if isinstance(cache, dict) else {}
+
     def upload_ref(self, provider: str, sha256: str) -> str | None:
-        return (_read_json(self._uploads_path(provider)) or {}).get(sha256)
+        return self._uploads(provider).get(sha256)
 
     def record_upload(self, provider: str, sha256: str, ref: str) -> None:
-        with self._lock:
-            cache = _read_json(self._uploads_path(provider)) or {}
+        with self.locked():
+            cache = self._uploads(provider)
             if cache.get(sha256) != ref:
                 cache[sha256] = ref
                 write_json_atomic(self._uploads_path(provider), cache)
 
     def forget_upload(self, provider: str, sha256: str) -> None:
-        with self._lock:
-            cache = _read_json(self._uploads_path(provider)) or {}
+        with self.locked():
+            cache = self._uploads(provider)
             if cache.pop(sha256, None) is not None:
                 write_json_atomic(self._uploads_path(provider), cache)
 

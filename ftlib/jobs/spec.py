@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +43,18 @@ class JobStatus:
     console_url: str | None = None
     detail: str | None = None  # progress in words (step, loss, ETA) where the backend knows it
     metrics: dict[str, Any] | None = None  # final figures the ledger keeps with the model (losses, versions)
+    created_at: datetime | None = None  # when the job was created, timezone-aware UTC (never written to the ledger)
+    finished_at: datetime | None = None  # when it reached a terminal state, UTC; None while it runs
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One line of a job's history: a provider's job event, a phase change, or a step of the local trainer."""
+
+    created_at: datetime | None  # timezone-aware UTC; None where the source gives no time (a training step)
+    message: str
+    level: str = "info"  # info | warning | error
+    data: dict[str, Any] | None = None  # structured figures where the source has them (step, loss, ...)
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,8 @@ class Backend(Protocol):
     (the local trainer renders every example with the model's chat template).
     `resume(job_id) -> bool` restarts a job that died on this machine (the local trainer after kill -9).
     `export_artifacts(job_id, out_dir) -> None` copies what a finished job produced (an adapter) for DVC to track.
+    `list_events(job_id, limit) -> list[JobEvent]` the job's history, oldest first, at most the `limit` newest events
+    (OpenAI's job events, Bedrock's and Vertex's phases with their times, the local trainer's progress log).
     """
 
     name: str
@@ -113,4 +128,4 @@ class Backend(Protocol):
     def list_jobs(self, limit: int = 20) -> list[JobStatus]: ...
 
 
-__all__ = ["Backend", "ConfigError", "JobSpec", "JobState", "JobStatus", "ProviderError"]
+__all__ = ["Backend", "ConfigError", "JobEvent", "JobSpec", "JobState", "JobStatus", "ProviderError"]

@@ -1,19 +1,23 @@
 """Backend-agnostic job logic: submit exactly once, wait with backoff.
 
 Backends implement single calls; everything that must be right for every target (the order of ledger writes
-around paid calls, polling, interrupt safety) lives here once.
+around paid calls, the lease per key, reconciliation after create, polling, interrupt safety) lives here once.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from ftlib.errors import JobNotFound
+from ftlib.jobs import lease
 from ftlib.jobs.ledger import SUBMITTED, SUBMITTING, Ledger
 from ftlib.jobs.spec import Backend, JobSpec, JobState, JobStatus, ProviderError
 
@@ -42,20 +46,23 @@ def submit_once(backend: Backend, spec: JobSpec, ledger: Ledger, *, console: Con
 
     Order matters: intent is written before any paid call and the job id right after create, and the provider is
     asked before create, so a crash anywhere (or a second machine without the ledger) never yields a second job.
+    The whole sequence runs under the key's leases (ftlib.jobs.lease), so a concurrent submitter waits and then
+    finds the job; where no lease is shared, reconciliation after create keeps the oldest job for the key and
+    cancels the others before they train.
     """
     say = _printer(console)
     key, name = spec.key, backend.name
     check_spec = getattr(backend, "check_spec", None)  # optional adapter hook: provider-specific limits
     if check_spec is not None:
         check_spec(spec)
-    with ledger.key_lock(name, key):
+    with lease.hold(ledger.root, name, key, lambda msg: say(f"[{name}] {msg}")):
         record = ledger.get(name, key)
         if record and record.get("job_id"):
             say(f"[{name}] job {record['job_id']} already submitted for key {key} (ledger)")
             return _resumed(backend, record["job_id"], say)
 
         base = _record_base(spec)
-        job_id = backend.find_job(spec)
+        job_id = _find(backend, spec, ledger, say)
         if job_id:
             ledger.update(name, key, **base, job_id=job_id, status=_keep_status(record))
             say(f"[{name}] found existing job {job_id} for key {key} at the provider")
@@ -75,12 +82,70 @@ def submit_once(backend: Backend, spec: JobSpec, ledger: Ledger, *, console: Con
             val_ref = _upload(backend, spec, ledger, spec.validation_file, spec.validation_sha256,
                               "validation_ref", say)
 
-        job_id = backend.find_job(spec)  # an upload can take long: another submitter may have won meanwhile
+        job_id = _find(backend, spec, ledger, say)  # an upload can take long: another submitter may have won meanwhile
         if not job_id:
-            job_id = backend.create_job(spec, train_ref, val_ref)
-            say(f"[{name}] created job {job_id} for key {key}")
+            created = backend.create_job(spec, train_ref, val_ref)
+            say(f"[{name}] created job {created} for key {key}")
+            job_id = reconcile(backend, spec, ledger, created, say)
         ledger.update(name, key, job_id=job_id, status=SUBMITTED)
         return job_id
+
+
+def _find(backend: Backend, spec: JobSpec, ledger: Ledger, say: Callable[[str], None]) -> str | None:
+    """The job the provider already has for the key (the oldest one that counts, after reconciling)."""
+    if getattr(backend, "jobs_for_key", None) is None:
+        return backend.find_job(spec)
+    return reconcile(backend, spec, ledger, None, say)
+
+
+def _age(s: JobStatus) -> tuple[Any, ...]:
+    """Oldest first: creation time, then the id read as text with numbers (ftjob-9 before ftjob-10)."""
+    created = getattr(s, "created_at", None)
+    when = created.timestamp() if isinstance(created, datetime) else float("inf")
+    return (when, _id_order(s.job_id))
+
+
+def reconcile(backend: Backend, spec: JobSpec, ledger: Ledger, created: str | None,
+              say: Callable[[str], None]) -> str | None:
+    """One job per key at the provider: keep the oldest job for the key that is not cancelled, cancel every other
+    one that has not finished (they are minutes old and still validating or queued), and record the cancelled ids.
+
+    Two submitters that share no lease can both create a job; both then list the same jobs and keep the same one,
+    so exactly one trains. `created` (this submitter's new job) is added if the listing does not show it yet.
+    """
+    lister = getattr(backend, "jobs_for_key", None)
+    if lister is None:
+        return created or backend.find_job(spec)
+    jobs = {s.job_id: s for s in lister(spec)}
+    if created and created not in jobs:
+        jobs[created] = backend.get_job(created)
+    if not jobs:
+        return None
+    ranked = sorted(jobs.values(), key=_age)
+    keep = next((s for s in ranked if s.state is not JobState.CANCELLED), ranked[0])
+    extra = [s for s in ranked if s is not keep and not s.state.terminal]
+    if not extra:
+        return keep.job_id
+    name = backend.name
+    cancelled = []
+    for s in extra:
+        try:
+            backend.cancel(s.job_id)
+        except ProviderError as e:
+            say(f"[{name}] could not cancel duplicate job {s.job_id} for key {spec.key}: {e}; cancel it yourself "
+                f"(ftlib cancel {s.job_id} --provider {name})")
+            continue
+        cancelled.append(s.job_id)
+        say(f"[{name}] cancelled duplicate job {s.job_id} for key {spec.key} (another submitter created it at the "
+            f"same time); keeping the older job {keep.job_id}")
+    if cancelled:
+        done = set((ledger.get(name, spec.key) or {}).get("duplicates_cancelled") or [])
+        ledger.update(name, spec.key, duplicates_cancelled=sorted(done | set(cancelled), key=_id_order))
+    return keep.job_id
+
+
+def _id_order(job_id: str) -> list[tuple[int, int, str]]:
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", job_id) if p]
 
 
 def _resumed(backend: Backend, job_id: str, say: Callable[[str], None]) -> str:
@@ -111,9 +176,16 @@ def _keep_status(record: dict[str, Any] | None) -> str:
 def _upload(backend: Backend, spec: JobSpec, ledger: Ledger, path: Path, sha: str, field: str,
             say: Callable[..., None]) -> str:
     upload = getattr(backend, "upload", None)
+    has_upload = getattr(backend, "has_upload", None)  # optional: is a cached reference still at the provider?
+    cached = ledger.upload_ref(backend.name, sha) if upload is not None else None
+    if cached and has_upload is not None and not has_upload(cached):
+        say(f"[{backend.name}] upload {cached} of {path.name} is gone at the provider (deleted or expired); "
+            "forgetting it and uploading again")
+        ledger.forget_upload(backend.name, sha)
+        cached = None
     if upload is None:  # the backend reads the file where it is (the local trainer)
         ref = path.resolve().as_posix()
-    elif ref := ledger.upload_ref(backend.name, sha):
+    elif ref := cached:
         say(f"[{backend.name}] reusing upload {ref} for {path.name}")
     else:
         ref = upload(path, sha, spec)
@@ -154,7 +226,10 @@ def wait(
     shown: str | None = None
     try:
         while True:
-            status = backend.get_job(job_id)
+            try:
+                status = backend.get_job(job_id)
+            except JobNotFound as e:
+                raise JobNotFound(not_found_advice(backend.name, job_id, ledger, str(e))) from None
             line = _progress_line(backend.name, status)
             if line != shown:
                 shown = line
@@ -178,6 +253,19 @@ def wait(
                             f"{status.error or 'no error message from the provider'} (to train again on the same "
                             f"data, fix the cause and raise finetune.{backend.name}.attempt)")
     return status
+
+
+def not_found_advice(provider: str, job_id: str, ledger: Ledger | None, reason: str) -> str:
+    """What to do when the ledger names a job the provider does not have: never resubmit on our own (the
+    credentials may point at another account, and a new job costs money), say how to start over."""
+    record = ledger.find_by_job_id(provider, job_id) if ledger is not None else None
+    if record is None:
+        return (f"{reason}; check the job id and that the credentials and endpoint are for the account that owns "
+                "the job")
+    path = ledger.job_path(provider, record["job_key"]) if ledger is not None else None
+    return (f"{provider} has no job {job_id}, which the ledger records in {path} ({reason}). If the credentials and "
+            f"endpoint are for the right account, the job was deleted: delete {path} and re-run to submit a new "
+            "job; otherwise point the credentials at the account that owns it")
 
 
 def _progress_line(name: str, s: JobStatus) -> str:

@@ -7,6 +7,7 @@ InProgress on their own) while the code under test talks HTTP to it like it woul
 from __future__ import annotations
 
 import logging
+import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,3 +100,27 @@ def make_bucket(bucket: str, region: str) -> None:
     s3 = boto3.client("s3", region_name=region)
     config = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     s3.create_bucket(Bucket=bucket, **config)
+
+
+@contextmanager
+def atomic_conditional_writes() -> Iterator[None]:
+    """S3 evaluates If-None-Match / If-Match and the write as one step; moto checks, then writes, so two requests
+    can both pass the check. Serialising moto's object writes and deletes gives S3's behaviour to lease tests."""
+    from moto.s3.responses import S3Response
+
+    lock = threading.Lock()
+    originals = {name: getattr(S3Response, name) for name in ("put_object", "delete_object")}
+
+    def serialised(fn: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return fn(self, *args, **kwargs)
+        return call
+
+    for name, fn in originals.items():
+        setattr(S3Response, name, serialised(fn))
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(S3Response, name, fn)

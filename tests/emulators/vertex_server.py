@@ -63,6 +63,7 @@ class VertexEmulator:
         self.jobs: dict[str, EmulatedJob] = {}  # name -> job, in creation order
         self.requests: list[tuple[str, str]] = []  # (method, path with query) as received
         self.hang_after_create = False  # store the job, then never answer the create call
+        self.list_delay = 0.0  # seconds each list call waits before answering (widens a race between submitters)
         self.fail_after_create: int | None = None  # store the job, then answer the create call with this status
         self.content_reply: Callable[[dict[str, Any]], str | dict[str, Any]] | None = None
         self.generate_requests: list[tuple[str, dict[str, Any]]] = []  # (model, body) that reached a model
@@ -186,6 +187,8 @@ class VertexEmulator:
             return 200, {}
 
     def _list(self, parent: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        if self.list_delay:
+            time.sleep(self.list_delay)
         size = int(query.get("pageSize", ["50"])[0] or 50)
         start = int(query.get("pageToken", ["0"])[0] or 0)
         wanted = _LABEL_FILTER.findall(query.get("filter", [""])[0]) if self.honour_filter else []
@@ -249,7 +252,8 @@ def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    now = time.time()  # microseconds, as Vertex gives them: jobs created in one second still sort by age
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 class _Handler(BaseHTTPRequestHandler):

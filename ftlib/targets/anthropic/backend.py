@@ -15,12 +15,14 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ftlib.jobs.spec import ConfigError, JobSpec, JobState, JobStatus, ProviderError
+from ftlib.errors import JobNotFound
+from ftlib.jobs.spec import ConfigError, JobEvent, JobSpec, JobState, JobStatus, ProviderError
 from ftlib.targets.anthropic.models import HAIKU, HAIKU_EOL
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,23 @@ class BedrockBackend:
     def find_job(self, spec: JobSpec) -> str | None:
         return self._job_arn_by_name(self.job_name(spec))
 
+    def jobs_for_key(self, spec: JobSpec) -> list[JobStatus]:
+        """At most one: Bedrock refuses a second job with the key's deterministic name."""
+        arn = self.find_job(spec)
+        return [self.get_job(arn)] if arn else []
+
+    def has_upload(self, ref: str) -> bool:
+        """Is a cached s3:// training file still there (a lifecycle rule or a person may have deleted it)?"""
+        from botocore.exceptions import ClientError
+
+        bucket, _, key = ref.removeprefix("s3://").partition("/")
+        try:
+            with self._calling(f"check {ref}", passthrough=_NOT_FOUND):
+                self.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError:
+            return False
+        return True
+
     def _job_arn_by_name(self, name: str) -> str | None:
         from botocore.exceptions import ClientError
 
@@ -213,9 +232,14 @@ class BedrockBackend:
             raise _translate(err, f"create job {name}", self.region, spec.base_model) from None
 
     def get_job(self, job_id: str) -> JobStatus:
+        from botocore.exceptions import ClientError
+
         name = _job_name(job_id)
-        with self._calling(f"get job {name}"):
-            job = self.bedrock.get_model_customization_job(jobIdentifier=name)
+        try:
+            with self._calling(f"get job {name}", passthrough=_NOT_FOUND):
+                job = self.bedrock.get_model_customization_job(jobIdentifier=name)
+        except ClientError as err:
+            raise JobNotFound(str(_translate(err, f"get job {name}", self.region))) from None
         return self._status(job, job.get("status", ""), job.get("outputModelArn"), job.get("failureMessage"))
 
     def cancel(self, job_id: str) -> None:
@@ -230,6 +254,31 @@ class BedrockBackend:
         return [self._status(s, s.get("status", ""), s.get("customModelArn"), None)
                 for s in resp.get("modelCustomizationJobSummaries", [])[:limit]]
 
+    def list_events(self, job_id: str, limit: int = 20) -> list[JobEvent]:
+        """Bedrock has no event log: the job's phases (validation, data processing, training) with their times,
+        its final losses and its end, as GetModelCustomizationJob reports them."""
+        name = _job_name(job_id)
+        with self._calling(f"get job {name}"):
+            job = self.bedrock.get_model_customization_job(jobIdentifier=name)
+        raw = job.get("status", "")
+        events = [JobEvent(_utc(job.get("creationTime")), f"job {job.get('jobName', name)} created")]
+        for phase, details in (job.get("statusDetails") or {}).items():
+            if isinstance(details, dict) and details.get("status"):
+                when = _utc(details.get("lastModifiedTime") or details.get("creationTime"))
+                events.append(JobEvent(when, f"{phase.removesuffix('Details')}: {details['status']}"))
+        terminal = _STATES.get(raw, JobState.UNKNOWN).terminal
+        end = _utc(job.get("endTime")) if terminal else None
+        losses = {"training loss": (job.get("trainingMetrics") or {}).get("trainingLoss"),
+                  "validation loss": next(iter(job.get("validationMetrics") or []), {}).get("validationLoss")}
+        for label, value in losses.items():
+            if terminal and value is not None:
+                events.append(JobEvent(end, f"{label} {value:.4f}", data={label.replace(' ', '_'): value}))
+        if terminal:
+            failed = raw == "Failed" and job.get("failureMessage")
+            events.append(JobEvent(end, f"job {raw}" + (f": {job['failureMessage']}" if failed else ""),
+                                   "error" if failed else "info"))
+        return events[-limit:]
+
     def _status(self, job: dict[str, Any], raw: str, model_arn: str | None, failure: str | None) -> JobStatus:
         state = _STATES.get(raw, JobState.UNKNOWN)
         return JobStatus(
@@ -239,6 +288,8 @@ class BedrockBackend:
             model_id=model_arn if state is JobState.SUCCEEDED else None,  # Bedrock names the model before it exists
             error=failure if state is JobState.FAILED else None,
             console_url=f"https://{self.region}.console.aws.amazon.com/bedrock/home?region={self.region}#/custom-models",
+            created_at=_utc(job.get("creationTime")),
+            finished_at=_utc(job.get("endTime")) if state.terminal else None,  # moto fills it from the start
         )
 
     # using the result
@@ -322,6 +373,13 @@ def _require_supervised(spec: JobSpec) -> None:
         raise ProviderError(f"Bedrock customizes Claude with supervised fine-tuning only, not {spec.method!r}; "
                             "set finetune.anthropic.method: supervised, or export the preference data for "
                             "open-weight training (Hugging Face format)")
+
+
+def _utc(value: Any) -> datetime | None:
+    """boto3's timestamps as aware UTC datetimes (a naive one is read as UTC)."""
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _job_name(job_id: str) -> str:

@@ -15,6 +15,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from google.cloud import storage
 from google.cloud.storage import exceptions as storage_errors
 from google.genai import errors, types
 
-from ftlib.jobs.spec import ConfigError, JobSpec, JobState, JobStatus, ProviderError
+from ftlib.errors import JobNotFound
+from ftlib.jobs.spec import ConfigError, JobEvent, JobSpec, JobState, JobStatus, ProviderError
 
 LABEL_KEY = "ftlib_job_key"
 API_KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -123,14 +125,23 @@ class VertexBackend:
         return f"gs://{bucket_name}/{object_name}"
 
     def find_job(self, spec: JobSpec) -> str | None:
+        jobs = self.jobs_for_key(spec)
+        return jobs[-1].job_id if jobs else None  # listed newest first: the oldest is the one that counts
+
+    def jobs_for_key(self, spec: JobSpec) -> list[JobStatus]:
+        """Every tuning job labelled with the key (all pages), for reconciliation after create."""
         key = spec.key
         config = types.ListTuningJobsConfig(filter=f'labels.{LABEL_KEY}="{key}"', page_size=100)
         with self._errors("list tuning jobs"):
             # The label check below also covers a server that ignores the filter: then this scans every page.
-            for job in self._genai().tunings.list(config=config):
-                if (job.labels or {}).get(LABEL_KEY) == key:
-                    return job.name  # newest first
-        return None
+            return [self._status(job) for job in self._genai().tunings.list(config=config)
+                    if (job.labels or {}).get(LABEL_KEY) == key]
+
+    def has_upload(self, ref: str) -> bool:
+        """Is a cached gs:// training file still there (lifecycle rules delete old objects)?"""
+        bucket_name, _, object_name = ref.removeprefix("gs://").partition("/")
+        with self._errors("check", ref):
+            return self._gcs().bucket(bucket_name).get_blob(object_name) is not None
 
     def create_job(self, spec: JobSpec, train_ref: str, validation_ref: str | None) -> str:
         config = types.CreateTuningJobConfig(
@@ -157,8 +168,13 @@ class VertexBackend:
         return job.name
 
     def get_job(self, job_id: str) -> JobStatus:
-        with self._errors("get tuning job", job_id):
-            job = self._genai().tunings.get(name=job_id)
+        try:
+            with self._errors("get tuning job", job_id):
+                job = self._genai().tunings.get(name=job_id)
+        except ProviderError as e:
+            if isinstance(e.__cause__, errors.APIError) and e.__cause__.code == 404:
+                raise JobNotFound(str(e)) from None
+            raise
         return self._status(job)
 
     def cancel(self, job_id: str) -> None:
@@ -174,18 +190,36 @@ class VertexBackend:
                     break
         return out
 
+    def list_events(self, job_id: str, limit: int = 20) -> list[JobEvent]:
+        """Vertex tuning jobs have no event log: their create, start and end times with the final state."""
+        with self._errors("get tuning job", job_id):
+            job = self._genai().tunings.get(name=job_id)
+        status = self._status(job)
+        events = [JobEvent(status.created_at, f"tuning job created on {job.base_model or 'its base model'}")]
+        if job.start_time is not None:
+            events.append(JobEvent(_utc(job.start_time), "tuning started"))
+        if status.state.terminal:
+            ended = f"tuning {status.state.value}" + (f": {status.error}" if status.error else "")
+            events.append(JobEvent(status.finished_at, ended, "error" if status.error else "info",
+                                   {"model": status.model_id} if status.model_id else None))
+        return events[-limit:]
+
     # helpers
     def _status(self, job: Any) -> JobStatus:
         raw = getattr(job.state, "value", job.state) or "JOB_STATE_UNSPECIFIED"
         tuned = job.tuned_model
         error = job.error.message if job.error is not None and job.error.message else None
+        state = _STATES.get(str(raw), JobState.UNKNOWN)
         return JobStatus(
             job_id=job.name,
-            state=_STATES.get(str(raw), JobState.UNKNOWN),
+            state=state,
             raw_state=str(raw),
             model_id=(tuned.endpoint or tuned.model) if tuned is not None else None,
             error=error,
             console_url=console_url(job.name),
+            created_at=_utc(job.create_time),
+            # endTime is set on entering a final state; without it, the last update is when that happened
+            finished_at=_utc(job.end_time or job.update_time) if state.terminal else None,
         )
 
     def _display_name(self, spec: JobSpec) -> str:
@@ -279,6 +313,12 @@ def _hyperparameters(spec: JobSpec) -> dict[str, Any]:
             raise ProviderError(f"gemini: adapter_size {size} is not supported; use one of {sorted(_ADAPTER_SIZES)}")
         hp["adapter_size"] = _ADAPTER_SIZES[size]
     return hp
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _split_gcs_uri(uri: str | None) -> tuple[str, str]:

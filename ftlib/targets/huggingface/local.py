@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import orjson
 from ftlib import layout
 from ftlib.digest import sha256_tree
 from ftlib.errors import ConfigError, ProviderError
-from ftlib.jobs.spec import JobSpec, JobState, JobStatus
+from ftlib.jobs.spec import JobEvent, JobSpec, JobState, JobStatus
 from ftlib.jsonfile import write_json_atomic
 from ftlib.targets.huggingface import runner
 
@@ -147,7 +148,8 @@ class LocalBackend:
                 step = progress.get("step")
                 return JobStatus(job_id, JobState.FAILED, "interrupted", error=(
                     f"the training process stopped{f' at step {step}' if step else ''} (killed or the machine "
-                    "restarted); submit again to resume from the last checkpoint"), detail=_detail(progress))
+                    "restarted); submit again to resume from the last checkpoint"), detail=_detail(progress),
+                    created_at=_mtime(run / "spec.json"))
         state_enum = _STATES.get(raw, JobState.PENDING)
         model_id = metrics = None
         if state_enum is JobState.SUCCEEDED:
@@ -157,7 +159,21 @@ class LocalBackend:
         total = progress.get("max_steps") or 0
         return JobStatus(job_id, state_enum, raw, model_id=model_id, error=state.get("error"),
                          progress=min(1.0, progress["step"] / total) if total and progress.get("step") else None,
-                         detail=_detail(progress), metrics=metrics)
+                         detail=_detail(progress), metrics=metrics,
+                         created_at=_mtime(run / "spec.json"),  # written once, when the job is created
+                         finished_at=_mtime(run / runner.STATE_NAME) if state_enum.terminal else None)
+
+    def list_events(self, job_id: str, limit: int = 20) -> list[JobEvent]:
+        """The run's history: created, one event per logged step or evaluation (progress.jsonl), and its end."""
+        status = self.get_job(job_id)
+        run = self.run_dir(job_id)
+        events = [JobEvent(status.created_at, f"run created for {_read(run / 'spec.json', {}).get('base_model')}")]
+        for line in _progress_lines(run / "progress.jsonl", limit):
+            events.append(JobEvent(None, _step_message(line), data=line))
+        if status.state.terminal:
+            ended = f"training {status.raw_state}" + (f": {status.error}" if status.error else "")
+            events.append(JobEvent(status.finished_at, ended, "error" if status.error else "info", status.metrics))
+        return events[-limit:]
 
     def cancel(self, job_id: str) -> None:
         run = self.run_dir(job_id)
@@ -204,12 +220,40 @@ def _copy(src: Path, folder: Path) -> str:
     return f"data/{dest.name}"
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _read(path: Path, default: dict[str, Any] | None = None) -> dict[str, Any] | None:
     try:
         data = orjson.loads(path.read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
+        return default
+    return data if isinstance(data, dict) else default
+
+
+def _mtime(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+
+
+def _progress_lines(path: Path, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` readable lines of progress.jsonl (a line cut by kill -9 is skipped)."""
+    try:
+        raw = path.read_bytes().splitlines()[-limit:] if limit > 0 else []
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in raw:
+        try:
+            out.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            continue
+    return out
+
+
+def _step_message(p: dict[str, Any]) -> str:
+    parts = [f"step {p.get('step')}/{p.get('max_steps') or '?'}"]
+    parts += [f"{k.replace('_', ' ')} {p[k]:.4f}" for k in ("loss", "eval_loss") if isinstance(p.get(k), int | float)]
+    return ", ".join(parts)
 
 
 def _lock_pid(run: Path) -> int | None:

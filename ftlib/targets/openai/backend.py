@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ftlib.jobs.spec import ConfigError, JobSpec, JobState, JobStatus, ProviderError
+from ftlib.errors import JobNotFound
+from ftlib.jobs.spec import ConfigError, JobEvent, JobSpec, JobState, JobStatus, ProviderError
 
 _MB = 1 << 20
 _STATES = {
@@ -122,14 +124,30 @@ class OpenAIBackend:
             raise ProviderError(f"OpenAI upload {up.id} of {path} completed without a file (status {done.status})")
         return done.file.id
 
+    def has_upload(self, ref: str) -> bool:
+        """Is a cached file id still usable? Files can be deleted, and a failed one cannot train."""
+        import openai
+
+        try:
+            with _api_errors(f"file lookup of {ref}"):
+                f = self.client.files.retrieve(ref)
+        except ProviderError as e:
+            if isinstance(e.__context__, openai.NotFoundError):
+                return False
+            raise
+        return f.status not in ("error", "deleted")
+
     # jobs
     def find_job(self, spec: JobSpec) -> str | None:
+        jobs = self.jobs_for_key(spec)
+        return jobs[-1].job_id if jobs else None
+
+    def jobs_for_key(self, spec: JobSpec) -> list[JobStatus]:
+        """Every job tagged with the key (all pages), for reconciliation after create; newest first, as listed."""
         with _api_errors("job lookup"):
-            page = self.client.fine_tuning.jobs.list(metadata={KEY_METADATA: spec.key}, limit=10)
-            for job in page.data:
-                if (job.metadata or {}).get(KEY_METADATA) == spec.key:
-                    return job.id
-        return None
+            return [self._status(job) for job in
+                    self.client.fine_tuning.jobs.list(metadata={KEY_METADATA: spec.key}, limit=100)
+                    if (job.metadata or {}).get(KEY_METADATA) == spec.key]
 
     def create_job(self, spec: JobSpec, train_ref: str, validation_ref: str | None) -> str:
         self.check_spec(spec)
@@ -165,8 +183,15 @@ class OpenAIBackend:
             raise
 
     def get_job(self, job_id: str) -> JobStatus:
-        with _api_errors(f"status of {job_id}"):
-            return self._status(self.client.fine_tuning.jobs.retrieve(job_id))
+        import openai
+
+        try:
+            with _api_errors(f"status of {job_id}"):
+                return self._status(self.client.fine_tuning.jobs.retrieve(job_id))
+        except ProviderError as e:
+            if isinstance(e.__context__, openai.NotFoundError):
+                raise JobNotFound(str(e)) from None
+            raise
 
     def cancel(self, job_id: str) -> None:
         with _api_errors(f"cancel of {job_id}"):
@@ -175,6 +200,13 @@ class OpenAIBackend:
     def list_jobs(self, limit: int = 20) -> list[JobStatus]:
         with _api_errors("job listing"):
             return [self._status(j) for j in self.client.fine_tuning.jobs.list(limit=limit).data]
+
+    def list_events(self, job_id: str, limit: int = 20) -> list[JobEvent]:
+        """OpenAI's job events (validation, steps with loss, completion), oldest first."""
+        with _api_errors(f"events of {job_id}"):
+            page = self.client.fine_tuning.jobs.list_events(job_id, limit=limit)
+        return [JobEvent(_utc(e.created_at), e.message, e.level,
+                         e.data if isinstance(getattr(e, "data", None), dict) else None) for e in reversed(page.data)]
 
     def _status(self, job: Any) -> JobStatus:
         error = None
@@ -188,7 +220,14 @@ class OpenAIBackend:
             error=error,
             trained_tokens=job.trained_tokens,
             console_url=None if self.azure else f"https://platform.openai.com/finetune/{job.id}",
+            created_at=_utc(job.created_at),
+            finished_at=_utc(job.finished_at),
         )
+
+
+def _utc(seconds: int | None) -> datetime | None:
+    """OpenAI's Unix-second timestamps as aware UTC datetimes."""
+    return datetime.fromtimestamp(seconds, UTC) if seconds else None
 
 
 @contextmanager
