@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -457,3 +458,121 @@ def test_claude_custom_model_through_anthropic_bedrock(tmp_path: Path, claude_on
     assert france["temperature"] == 0.0 and france["max_tokens"] == 512
     scores = first.report["scores"]
     assert scores["text"]["exact_match"] == 0.5 and first.report["usage"] == {"input_tokens": 24, "output_tokens": 6}
+
+
+# -- `dvc metrics diff`: did retraining help? --------------------------------------------------------------------------
+
+def git(repo: Path, *args: str) -> str:
+    r = subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=repo, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def dvc(repo: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    r = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"dvc {' '.join(args)}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+def test_dvc_metrics_diff_shows_whether_retraining_helped(tmp_path: Path, emu: OpenAIEmulator) -> None:
+    """The project's own finetune and evaluate stages in a temporary git repo: train, evaluate, commit; retrain
+    (attempt 1) to a better model; `dvc metrics diff` shows the score going up."""
+    repo = project(tmp_path / "repo")
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in ("finetune", "evaluate")}}))
+    shutil.copytree(ROOT / "ftlib", repo / "ftlib", ignore=shutil.ignore_patterns("__pycache__"))  # code deps
+    (repo / "reports/validation").mkdir(parents=True)
+    (repo / "reports/validation/openai.json").write_text("{}\n")
+    params = params_of(repo)
+    params["finetune"]["openai"]["poll_interval_s"] = 0.05
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git(repo, "init", "-q")
+    dvc(repo, "init", "-q")
+    dvc(repo, "config", "core.analytics", "false")
+    answer(emu, good_model="")  # every model answers badly ...
+    dvc(repo, "repro")
+    first = read(repo / "reports/eval/openai.json")
+    assert first["evaluated"] and len(emu.chat_requests) == 6
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first model")
+
+    params["finetune"]["openai"]["attempt"] = 1  # retrain on the same data, to a model that answers well
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bad = emu.chat_reply
+    emu.chat_reply = lambda req: bad(req) if req["model"] == first["model_id"] else GOOD[req["messages"][-1]["content"]]
+    dvc(repo, "repro")
+    second = read(repo / "reports/eval/openai.json")
+    assert second["model_id"] != first["model_id"] and len(emu.chat_requests) == 12
+    diff = json.loads(dvc(repo, "metrics", "diff", "HEAD", "--json"))["reports/eval/openai.json"]
+    assert diff["scores.score"]["old"] == first["scores"]["score"]
+    assert diff["scores.score"]["new"] == second["scores"]["score"] and diff["scores.score"]["diff"] > 0.5
+    assert diff["scores.tool_call.args_match"] == {"old": 0.0, "new": 1.0, "diff": 1.0}
+
+    before = (repo / "reports/eval/openai.json").read_bytes()
+    dvc(repo, "repro", "--force", "--single-item", "evaluate@openai")  # a forced re-run: zero calls, same bytes
+    assert len(emu.chat_requests) == 12 and (repo / "reports/eval/openai.json").read_bytes() == before
+
+
+# -- the local adapter with the tiny model -----------------------------------------------------------------------------
+
+@pytest.mark.training
+def test_local_adapter_answers_and_reports_its_loss(tmp_path: Path, tiny_model: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("trl")
+    pytest.importorskip("peft")
+    from tiny_model import sft_examples
+
+    from ftlib.finetune import build_spec
+    from ftlib.targets.huggingface import generate, training
+
+    monkeypatch.chdir(tmp_path)  # the model id names the adapter folder relative to the project, as the stage runs
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+    export = Path("build/export/huggingface")
+    write_jsonl(export / "train.jsonl", sft_examples(24))
+    write_jsonl(export / "validation.jsonl", sft_examples(6))
+    hp = {"max_steps": 6, "learning_rate": 5e-3, "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0,
+          "per_device_train_batch_size": 4, "max_length": 256, "save_steps": 100}
+    settings = {"export": "huggingface", "base_model": str(tiny_model), "method": "supervised",
+                "hyperparameters": hp, "seed": 7}
+    params = {"finetune": {"local": settings}, "evaluate": {"max_tokens": 12, "compare_base": True}}
+    target = targets.get("local")
+    spec, _ = build_spec(export, target, settings, target.make_backend({}))
+    run = Path(".ftlib/runs") / spec.key
+    (run / "data").mkdir(parents=True)
+    shutil.copy(export / "train.jsonl", run / "data/train.jsonl")
+    full_hp = {**target.hyperparameters["supervised"]().model_dump(), **spec.hyperparameters}
+    (run / "spec.json").write_text(json.dumps({"base_model": str(tiny_model), "method": "supervised", "seed": 7,
+                                               "hyperparameters": full_hp, "train_file": "data/train.jsonl"}))
+    training.run_training(run)  # a real LoRA adapter, trained on the CPU
+    shutil.copytree(run / "adapter", "build/models/local/adapter")
+    model = f"sha256:{training.adapter_sha256(run / 'adapter')}@build/models/local/adapter"  # as the backend names it
+    Ledger(Path("models")).update("local", spec.key, provider="local", job_key=spec.key, job_id=spec.key,
+                                  status="succeeded", model_id=model, method="supervised",
+                                  base_model=str(tiny_model), base_model_revision=spec.base_model_revision,
+                                  dataset_sha256=spec.train_sha256)
+    calls: list[str] = []
+    real = generate.LocalGenerator.generate
+    monkeypatch.setattr(generate.LocalGenerator, "generate",
+                        lambda self, m, p, s: calls.append(m) or real(self, m, p, s))
+
+    first = evaluate(export, "local", params, submit=True, out=Path("reports/eval/local.json"))
+    report = first.report
+    assert first.calls == 12 and len(calls) == 12  # 6 prompts, tuned and base
+    assert set(calls) == {"build/models/local/adapter", str(tiny_model)}
+    assert report["evaluated"] and report["scores"]["examples"] == 6
+    tuned, base = report["metrics"], report["base"]["metrics"]
+    assert tuned["eval_loss"] < base["eval_loss"] and tuned["perplexity"] < base["perplexity"]  # training helped
+    assert report["gain"]["metrics"]["eval_loss"] < 0 and tuned["tokens"] == base["tokens"] > 0
+    assert report["cost_usd"] == 0.0
+    again = evaluate(export, "local", params, submit=True, out=Path("reports/eval/local.json"))
+    assert again.calls == 0 and len(calls) == 12 and again.report == report  # generation and loss both cached
+
+    (Path("build/models/local/adapter") / "adapter_config.json").write_text("{}")  # other weights than the id names
+    shutil.rmtree(".ftlib/eval")
+    with pytest.raises(ModelUnavailable, match="holds another adapter"):
+        evaluate(export, "local", params, submit=True)
+    assert generate.parse_tool_calls('<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": "A-1"}}\n'
+                                     "</tool_call>") == ("", (("lookup_order", '{"order_id": "A-1"}'),))
