@@ -155,6 +155,41 @@ def check_secrets(ex: Example, s: Sink) -> None:
                     f"{redact(fld)} contains what looks like {SECRET_NAMES[kind]} ({kind}); {_SECRET_FIX}")
 
 
+# -- free-form JSON (metadata, tool definitions): what parquet and JSON writers can keep exactly -----------
+MAX_JSON_DEPTH = 200  # orjson reads 1024 levels but writes at most ~254: leave room for the record around it
+_U64 = 2**64
+
+
+def json_value_issues(ex: Example) -> list[Issue]:
+    """metadata and tools must survive the trip to parquet and back unchanged: not nested deeper than
+    MAX_JSON_DEPTH, and no whole number too big for 64 bits (the JSON reader made it an approximate float).
+    Checked by the readers before anything hashes or stores the example (both would fail or change it)."""
+    out: list[Issue] = []
+    for name, value in (("metadata", ex.metadata), ("tools", list(ex.tools))):
+        if not value:
+            continue
+        stack: list[tuple[str, Any, int]] = [(name, value, 1)]
+        while stack:
+            at, v, depth = stack.pop()
+            if depth > MAX_JSON_DEPTH:
+                out.append(Issue("too_deeply_nested", "error",
+                                 f"{name} is nested more than {MAX_JSON_DEPTH} levels deep, which JSON writers and "
+                                 "parquet cannot store; flatten it (or store it as one JSON string)",
+                                 None, ex.source, redact(at)))
+                break
+            if isinstance(v, float) and v.is_integer() and abs(v) >= _U64:
+                out.append(Issue("number_too_big", "error",
+                                 f"{at} holds a whole number beyond 64 bits, which the JSON reader can only keep as "
+                                 "an approximate float (its last digits would change); write it as a string",
+                                 None, ex.source, redact(at)))
+            elif isinstance(v, Mapping):
+                stack.extend((f"{at}.{k}" if str(k).isidentifier() else f"{at}[{str(k)!r}]", item, depth + 1)
+                             for k, item in v.items())
+            elif isinstance(v, list | tuple):
+                stack.extend((f"{at}[{i}]", item, depth + 1) for i, item in enumerate(v))
+    return out
+
+
 # -- attachments ------------------------------------------------------------------------------------
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",

@@ -51,6 +51,30 @@ ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="the target (
                                           callback=_provider)]
 
 
+def _refuse_outputs_on_inputs(paths: list[Path], outputs: dict[str, Path]) -> None:
+    """Before anything is written: the inputs hold input files, and no output lands on an input or inside an input
+    folder (it would overwrite raw data, or be read back as input by the next ingest)."""
+    from ftlib import readers
+
+    found = readers.scan(list(paths))  # a missing path raises FileNotFoundError naming it
+    if not found.files:
+        skipped = f"; {len(found.skipped)} other file(s) there are not inputs (see their names)" if found.skipped \
+            else ""
+        raise ValueError(f"no input files in {', '.join(str(p) for p in paths)}{skipped}; ftlib reads "
+                         f"{readers.WHAT_IS_READ}: put the raw data there or name the files")
+    files = {f.resolve() for f in found.files}
+    folders = [p.resolve() for p in paths if p.is_dir()]
+    for flag, target in outputs.items():
+        where = target.resolve()
+        if where in files:
+            raise ValueError(f"{flag} {target} is one of the input files: writing it would overwrite raw data; "
+                             "choose a path outside the inputs")
+        inside = next((d for d in folders if where.is_relative_to(d)), None)
+        if inside is not None:
+            raise ValueError(f"{flag} {target} is inside the input folder {inside}: the next ingest would read it as "
+                             "input; choose a path outside the inputs")
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Input files or folders (.jsonl in any supported format, .csv)")],
@@ -60,6 +84,7 @@ def ingest(
         "--strict/--lenient", help="--strict fails on any bad line; --lenient keeps the good ones")] = False,
 ) -> None:
     """Read raw files into one deduplicated parquet dataset; report every rejected line."""
+    _refuse_outputs_on_inputs(list(paths), {"--out": out_path, "--report": report})
     with progress_bar("ingest") as advance:
         result = pipeline.ingest(list(paths), out_path, report, strict=strict, progress=advance)
     out.print(f"ingest: read {result.read}, kept {result.kept}, duplicates {result.duplicates}, "
@@ -80,12 +105,13 @@ def split_cmd(
                                                  "'group' or a metadata field")] = None,
 ) -> None:
     """Stable seeded split: an example's split depends only on (seed, group or id)."""
-    from ftlib.split import parse_ratios
+    from ftlib.split import check_dataset_file, parse_ratios
 
     try:
         parsed = parse_ratios(ratios)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--ratios") from None
+    check_dataset_file(dataset)  # corrupt or foreign parquet: one line, not a traceback
     manifest = pipeline.split(dataset, out_dir, seed, parsed, group_by)
     achieved = ", ".join(f"{k}={v} ({manifest['achieved'][k]:.1%})" for k, v in manifest["counts"].items())
     out.print(f"split (seed {seed}): {achieved} -> {out_dir}")
@@ -101,6 +127,9 @@ def export_cmd(
     """Write each split as JSONL in the provider's format(s); report what could not be exported."""
     out_dir = out_dir or layout.export_dir(provider)
     report = report or layout.report("export", provider)
+    from ftlib.split import check_split_files
+
+    check_split_files(splits_dir)  # corrupt or foreign split files: one line naming the file
     with progress_bar(f"export {provider}") as advance:
         result = pipeline.export(splits_dir, provider, out_dir, report, progress=advance)
     files = ", ".join(f"{k}: {v}" for k, v in result["files"].items())
@@ -142,6 +171,9 @@ def inspect(
         for f in sorted(path.glob("*.jsonl")):
             ds.extend(Dataset.from_jsonl(f, strict=False))
     elif path.suffix == ".parquet":
+        from ftlib.split import check_dataset_file
+
+        check_dataset_file(path)
         ds = Dataset.from_parquet(path)
     else:
         ds = Dataset.from_jsonl(path, strict=False)

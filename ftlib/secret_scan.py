@@ -297,6 +297,7 @@ def redact(text: str) -> str:
 def excerpt(text: str, limit: int = 40) -> str:
     """At most `limit` characters of input, safe to quote in a report: secrets, URL passwords and any long
     key-like token are masked first, so even an undetected credential shows only as <...>."""
+    text = text.encode("utf-8", "replace").decode("utf-8")  # undecodable bytes (surrogates) cannot be written
     safe = _LONG_TOKEN.sub("<...>", redact(text.replace("\n", " ").replace("\r", " ")))
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 

@@ -217,6 +217,39 @@ def write_manifest(
     return head
 
 
+# -- reading a dataset file: one clear line when it is corrupt or not ftlib's ---------------------------------
+_DATASET_COLUMNS = ("id", "kind", "messages")
+
+
+def check_dataset_file(path: Path) -> None:
+    """A readable parquet file with ftlib's columns (written by `ftlib ingest` or `ftlib split`), else StageError
+    naming the file and the fix: a truncated download, a kill mid-write or someone else's parquet is data, not a
+    traceback. Reads only the footer."""
+    import pyarrow.parquet as pq
+
+    from ftlib.errors import StageError
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file; run `ftlib ingest` (or `ftlib split`) first")
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise StageError(f"{path}: not a readable parquet file ({e}); it may be truncated or corrupt: re-create it "
+                         "with `ftlib ingest` (or `ftlib split` for split files)") from None
+    missing = [c for c in _DATASET_COLUMNS if c not in names]
+    if missing:
+        raise StageError(f"{path}: not a dataset written by ftlib (no {', '.join(missing)} column; it has "
+                         f"{', '.join(names[:6]) or 'no columns'}); run `ftlib ingest {path}` first, which reads "
+                         "Hugging Face and other parquet layouts into ftlib's") from None
+
+
+def check_split_files(splits_dir: Path) -> None:
+    """check_dataset_file for every split file of a folder (a missing folder is the caller's to report)."""
+    if Path(splits_dir).is_dir():
+        for f in sorted(Path(splits_dir).glob("*.parquet")):
+            check_dataset_file(f)
+
+
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     """Stable JSON bytes for a manifest file (key order as built, so ratios keep their meaningful order)."""
     return orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"

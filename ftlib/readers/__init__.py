@@ -115,7 +115,8 @@ def _parquet_chunks(p: Path, fmt: str | None, prefer: tuple[str, ...]) -> Iterat
 def _csv_chunks(p: Path, kind: FileKind, size: int) -> Iterator[Chunk]:
     buf: list[Read] = []
     try:
-        with open_binary(p, kind.compression) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh:
+        with open_binary(p, kind.compression) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="",
+                                                                    errors="surrogateescape") as fh:
             for item in csv_pairs.read_csv(fh, str(p)):
                 buf.append((None, item) if isinstance(item, Issue) else (csv_pairs.NAME, item))
                 if len(buf) >= size:

@@ -9,12 +9,26 @@ from typing import IO
 
 from ftlib.issues import Issue
 from ftlib.records import Example, Message
+from ftlib.secret_scan import excerpt
 
 NAME = "csv"  # the format name ingest reports count CSV records under
 
 # CSV header aliases (lower-cased, stripped) -> role of the column.
 PROMPT = ("prompt", "user", "input", "question")
 COMPLETION = ("completion", "assistant", "output", "answer")
+
+
+def _count_records(reader: Iterator[list[str]]) -> int:
+    n = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return n
+        except csv.Error:
+            n += 1
+            continue
+        n += any(c.strip() for c in row)
 
 
 def _col(header: list[str], names: tuple[str, ...]) -> int | None:
@@ -24,8 +38,23 @@ def _col(header: list[str], names: tuple[str, ...]) -> int | None:
     return None
 
 
+def _not_utf8(cells: list[str]) -> bool:
+    """True when a cell holds bytes that were not UTF-8 (decoded with errors="surrogateescape")."""
+    try:
+        "".join(cells).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _not_utf8_issue(source: str) -> Issue:
+    return Issue("bad_encoding", "error", "the record is not valid UTF-8 (a byte such as 0xE9 from a Latin-1 or "
+                 "Windows-1252 export); save the file as UTF-8 (the other records were read)", source=source)
+
+
 def read_csv(fh: IO[str], path: str) -> Iterator[Example | Issue]:
-    """Examples and Issues from an open text stream (opened with newline="" and encoding utf-8-sig).
+    """Examples and Issues from an open text stream (opened with newline="", encoding utf-8-sig and
+    errors="surrogateescape", so a record with a non-UTF-8 byte is rejected alone and line numbers stay true).
 
     Optional system and group columns; any other column is kept in metadata. A record's source is the line
     where it starts (a quoted cell may span lines).
@@ -44,9 +73,12 @@ def read_csv(fh: IO[str], path: str) -> Iterator[Example | Issue]:
     names = [h.strip().lower() for h in header]
     ip, ic = _col(names, PROMPT), _col(names, COMPLETION)
     if ip is None or ic is None:
-        yield Issue("bad_csv_header", "error", f"CSV header has columns {', '.join(header) or '(none)'}; "
-                    f"expected a prompt column ({'|'.join(PROMPT)}) and a completion column "
-                    f"({'|'.join(COMPLETION)}), optional system and group", source=prefix + "1")
+        unread = 1 + _count_records(reader)  # nothing of the file is read: say how much that is
+        shown = excerpt(", ".join(header), 60) or "(none)"  # may be a data row: never quoted raw
+        yield Issue("bad_csv_header", "error", f"the first row is not a header naming a prompt and a completion "
+                    f"column (it reads: {shown}), so the file's {unread} record(s) were not read; add a header "
+                    f"row such as prompt,completion (prompt aliases: {'|'.join(PROMPT)}; completion aliases: "
+                    f"{'|'.join(COMPLETION)}; optional system and group columns)", source=prefix + "1")
         return
     isys, igroup = _col(names, ("system",)), _col(names, ("group",))
     extra = [(i, header[i].strip()) for i in range(len(names)) if i not in (ip, ic, isys, igroup) and names[i]]
@@ -71,6 +103,9 @@ def read_csv(fh: IO[str], path: str) -> Iterator[Example | Issue]:
         if not any(c.strip() for c in row):
             continue
         source = prefix + str(start)
+        if _not_utf8(row):
+            yield _not_utf8_issue(source)
+            continue
         if len(row) != width:
             yield Issue("bad_csv", "error", f"the record has {len(row)} cells but the header has {width}; quote "
                         "cells that contain commas or line breaks", source=source)

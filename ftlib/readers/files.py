@@ -67,7 +67,11 @@ class Inputs:
 
 
 def _walk(root: Path, found: dict[Path, Path], skipped: dict[str, str]) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
+    def unreadable(e: OSError) -> None:  # os.walk skips a folder it cannot list: never silently
+        where = Path(e.filename).as_posix() + "/" if e.filename else root.as_posix() + "/"
+        skipped[where] = f"cannot read the folder ({e.strerror or e}); its files were not read: fix its permissions"
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         here = Path(dirpath)
         for d in sorted(dirnames):
             if d.startswith("."):
