@@ -476,10 +476,9 @@ def dvc(repo: Path, *args: str) -> str:
     return r.stdout
 
 
-def test_dvc_metrics_diff_shows_whether_retraining_helped(tmp_path: Path, emu: OpenAIEmulator) -> None:
-    """The project's own finetune and evaluate stages in a temporary git repo: train, evaluate, commit; retrain
-    (attempt 1) to a better model; `dvc metrics diff` shows the score going up."""
-    repo = project(tmp_path / "repo")
+def dvc_project(repo: Path) -> tuple[Path, dict[str, Any]]:
+    """A git + DVC repo with the project's own finetune and evaluate stages (and the code they depend on)."""
+    project(repo)
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {k: stages[k] for k in ("finetune", "evaluate")}}))
     shutil.copytree(ROOT / "ftlib", repo / "ftlib", ignore=shutil.ignore_patterns("__pycache__"))  # code deps
@@ -491,6 +490,14 @@ def test_dvc_metrics_diff_shows_whether_retraining_helped(tmp_path: Path, emu: O
     git(repo, "init", "-q")
     dvc(repo, "init", "-q")
     dvc(repo, "config", "core.analytics", "false")
+    return repo, params
+
+
+@pytest.mark.integration
+def test_dvc_metrics_diff_shows_whether_retraining_helped(tmp_path: Path, emu: OpenAIEmulator) -> None:
+    """The project's own finetune and evaluate stages in a temporary git repo: train, evaluate, commit; retrain
+    (attempt 1) to a better model; `dvc metrics diff` shows the score going up."""
+    repo, params = dvc_project(tmp_path / "repo")
     answer(emu, good_model="")  # every model answers badly ...
     dvc(repo, "repro")
     first = read(repo / "reports/eval/openai.json")
@@ -576,3 +583,43 @@ def test_local_adapter_answers_and_reports_its_loss(tmp_path: Path, tiny_model: 
         evaluate(export, "local", params, submit=True)
     assert generate.parse_tool_calls('<tool_call>\n{"name": "lookup_order", "arguments": {"order_id": "A-1"}}\n'
                                      "</tool_call>") == ("", (("lookup_order", '{"order_id": "A-1"}'),))
+
+
+# -- the Prefect flow --------------------------------------------------------------------------------------------------
+
+@pytest.mark.integration
+def test_prefect_flow_evaluates_after_wait_and_dvc_makes_no_second_call(tmp_path: Path, emu: OpenAIEmulator) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    sys.path.insert(0, str(ROOT))  # `flows` is a folder at the repo root
+    from flows import finetune_models
+
+    repo, _ = dvc_project(tmp_path / "repo")
+    answer(emu)
+    os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(tmp_path / "prefect-results")
+    try:
+        with prefect_test_harness(server_startup_timeout=60), \
+                temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            result = finetune_models(project_dir=str(repo), providers=["openai"], submit=True)
+
+            async def table() -> Any:
+                async with get_client() as client:
+                    return next(a.data for a in await client.read_latest_artifacts(limit=50)
+                                if a.key == "model-evaluations")
+
+            rows = asyncio.run(table())
+    finally:
+        os.environ.pop("PREFECT_RESULTS_LOCAL_STORAGE_PATH", None)
+    model = result["openai"]["job"]["model_id"]
+    report = read(repo / "reports/eval/openai.json")  # written by DVC's evaluate stage, from the flow's replies
+    assert report["evaluated"] and report["model_id"] == model
+    assert len(emu.chat_requests) == 6  # the flow's evaluate task asked; the DVC stage after it asked nothing
+    assert "up to date" in dvc(repo, "status")
+    record = next(r for r in Ledger(repo / "models").records("openai") if r["model_id"] == model)
+    assert record["evaluation"]["score"] == report["scores"]["score"]
+    text = rows if isinstance(rows, str) else json.dumps(rows)
+    assert model in text and str(report["scores"]["score"]) in text and report["eval_set"]["sha256"] in text
