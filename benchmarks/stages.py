@@ -18,7 +18,9 @@ import psutil
 import yaml
 
 PROVIDERS = ("openai", "anthropic", "gemini")  # the three the public tools also write
-SKIP_STAGES = ("finetune",)  # jobs, not data preparation
+# The stages of the job both sides do (load, check, split, write per provider, validate with token counts).
+# Others in dvc.yaml (quality analysis, finetune, evaluate) do work the public tools have no counterpart for.
+JOB_STAGES = ("ingest", "split", "export", "validate")
 _VAR = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -47,11 +49,11 @@ def bench_params(tree: Path) -> dict[str, Any]:
 
 
 def stage_commands(tree: Path, params: dict[str, Any]) -> list[tuple[str, str]]:
-    """(stage name, shell command) for each data stage of tree/dvc.yaml, in file order (already topological)."""
+    """(stage name, shell command) for each stage of the job in tree/dvc.yaml, in file order (topological)."""
     spec = yaml.safe_load((tree / "dvc.yaml").read_text())
     out: list[tuple[str, str]] = []
     for name, stage in spec["stages"].items():
-        if name in SKIP_STAGES:
+        if name not in JOB_STAGES:
             continue
         if "foreach" in stage:
             items = _interpolate_value(stage["foreach"], params)
