@@ -113,8 +113,8 @@ class Dataset:
 
         Any file ftlib reads: JSON Lines (.jsonl/.ndjson, also gzip or zstd compressed), .json documents (an
         array of records; read whole), CSV pairs and parquet (e.g. a Hugging Face dataset's files), holding any
-        known shape (`ftlib formats` / README "Formats"). Files in a folder that are not inputs are listed in
-        `.skipped` (with a warning). `fmt` forces one format name; `provider` (the seed library's argument:
+        known shape (README "Formats"; ftlib.formats.all_formats()). Files in a folder that are not inputs are
+        listed in `.skipped` (with a warning). `fmt` forces one format name; `provider` (the seed library's argument:
         the target the file was exported for, e.g. a name from `ftlib targets`) tries that target's formats
         first and then detects as usual; "generic" means plain detection. A target name given as `fmt` is taken
         as `provider`. strict=True raises DatasetError listing every bad record as file:line: reason;

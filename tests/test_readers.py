@@ -212,9 +212,9 @@ def test_json_documents_single_concatenated_and_hf_to_json(tmp_path):
     two = tmp_path / "two.json"
     two.write_bytes(orjson.dumps(ROWS[0], option=orjson.OPT_INDENT_2) + b"\n" + orjson.dumps(ROWS[1]))
     assert _formats_and_ids(two)[0] == ["openai-chat", "sharegpt"]
-    lines_named_json = tmp_path / "lines.json"  # what `datasets.Dataset.to_json` writes by default
-    lines_named_json.write_bytes(_jsonl(ROWS))
-    assert _formats_and_ids(lines_named_json)[2] == [f"{lines_named_json}:{n}" for n in range(1, 6)]
+    lines_named_json = tmp_path / "lines.json"  # what `datasets.Dataset.to_json` writes by default (streamed)
+    lines_named_json.write_bytes(b"\xef\xbb\xbf\n" + _jsonl(ROWS))
+    assert _formats_and_ids(lines_named_json)[2] == [f"{lines_named_json}:{n}" for n in range(2, 7)]
     array_named_jsonl = tmp_path / "array.jsonl"  # an array in a .jsonl file is still read, not garbage
     array_named_jsonl.write_bytes(orjson.dumps(ROWS))
     assert len(_formats_and_ids(array_named_jsonl)[1]) == 5
@@ -353,3 +353,20 @@ def test_ingest_report_counts_formats_per_file_and_names_what_it_could_not_read(
     assert {r["code"] for r in report["rejects"]} == {"unknown_format", "unreadable_file"}
     with pytest.raises(StageError, match="strict"):
         pipeline.ingest([data], tmp_path / "strict.parquet", tmp_path / "strict.json", strict=True)
+
+
+def test_kiln_vertex_line_without_a_system_prompt_is_still_rejected_with_the_reason(tmp_path):
+    """Kiln's Vertex generator moves the first message into systemInstruction; without a system prompt that is the
+    user's question, and the chat starts with the model. Ingest rejects it, saying why (an ambiguous line is not
+    guessed at)."""
+    import json
+
+    from ftlib import pipeline
+
+    line = {"systemInstruction": {"role": "system", "parts": [{"text": "What is 2+2?"}]},
+            "contents": [{"role": "model", "parts": [{"text": "4"}]}]}
+    path = write_lines(tmp_path / "kiln_vertex.jsonl", [line])
+    pipeline.ingest([path], tmp_path / "ds.parquet", tmp_path / "r.json")
+    report = json.loads((tmp_path / "r.json").read_text())
+    (reject,) = report["rejects"]
+    assert report["kept"] == 0 and reject["code"] == "first_message_not_user" and reject["source"] == f"{path}:1"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -137,24 +138,31 @@ def _first_byte(fh: Any) -> bytes:
     return head.lstrip(lines.BOM).lstrip()[:1]
 
 
+def _json_source(fh: Any, kind: FileKind, name: str) -> Iterator[tuple[int, Any] | Issue]:
+    """Records of a JSON text stream: a document (read whole) when it starts with `[`, or when a .json file's first
+    record spans lines (one pretty-printed object); JSON Lines otherwise, streamed."""
+    first = _first_byte(fh)
+    if first == b"[":
+        return documents.records(fh.read(), name)
+    if kind.container != "json" or first != b"{":
+        return raw_lines(fh)
+    head: list[bytes] = []  # blank lines, then the first non-blank one
+    for raw in fh:
+        head.append(raw)
+        if raw.removeprefix(lines.BOM).strip():
+            break
+    if isinstance(parse(head[-1].removeprefix(lines.BOM)), Issue):
+        return documents.records(b"".join(head) + fh.read(), name)
+    return raw_lines(chain(head, fh))  # JSON Lines named .json (what `datasets.Dataset.to_json` writes)
+
+
 def _json_chunks(p: Path, kind: FileKind, fmt: str | None, prefer: tuple[str, ...], size: int) -> Iterator[Chunk]:
     name = str(p)
     last = 0
     buf: list[tuple[int, Any]] = []
     try:
         with open_binary(p, kind.compression) as fh:
-            first = _first_byte(fh)
-            document = first == b"["
-            if kind.container == "json" and first == b"{":  # JSON Lines named .json, or one pretty-printed object
-                data = fh.read()
-                line = data.split(b"\n", 1)[0]
-                document = isinstance(parse(line.removeprefix(lines.BOM)), Issue)
-                fh = io.BufferedReader(io.BytesIO(data))
-            if document:
-                source: Iterator[Any] = documents.records(fh.read(), name)
-            else:
-                source = raw_lines(fh)
-            for item in source:
+            for item in _json_source(fh, kind, name):
                 if isinstance(item, Issue):
                     if buf:
                         yield Records(name, buf, fmt, prefer)
@@ -170,8 +178,8 @@ def _json_chunks(p: Path, kind: FileKind, fmt: str | None, prefer: tuple[str, ..
         if buf:
             yield Records(name, buf, fmt, prefer)
             buf = []
-        where = f"after line {last}; the lines before it were read, the rest was not" if last else "; nothing was read"
-        yield _unreadable(name, f"the file is corrupt or truncated ({e}) {where}: re-create or re-download it",
+        where = f"after line {last}: the lines before it were read, the rest was not" if last else "nothing was read"
+        yield _unreadable(name, f"the file is corrupt or truncated ({e}); {where}; re-create or re-download it",
                           f"{name}:{last + 1}")
     if buf:
         yield Records(name, buf, fmt, prefer)
