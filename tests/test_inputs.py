@@ -284,7 +284,7 @@ def lines(draw) -> tuple[str, dict]:
     return name, line
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines())
 def test_decode_encode_decode_is_stable(case):
     name, line = case
@@ -298,7 +298,7 @@ def test_decode_encode_decode_is_stable(case):
     assert fmt.losses(first) == []  # nothing these shapes read is lost when written back
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(st.lists(st.tuples(some_text, some_text), min_size=1, max_size=3), st.one_of(st.none(), some_text))
 def test_text_conversations_keep_their_id_in_every_shape_that_holds_them(pairs, system):
     turns = [t for q, a in pairs for t in (("user", q), ("assistant", a))]
