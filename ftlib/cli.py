@@ -88,11 +88,11 @@ def ingest(
     with progress_bar("ingest") as advance:
         result = pipeline.ingest(list(paths), out_path, report, strict=strict, progress=advance)
     out.print(f"ingest: read {result.read}, kept {result.kept}, duplicates {result.duplicates}, "
-              f"rejected {len({i.source for i in result.rejected})} -> {out_path} (report: {report})")
+              f"rejected {sum(c['rejected'] for c in result.per_file.values())} -> {out_path} (report: {report})")
     for issue in result.rejected[:20]:
         console.print(f"  [yellow]{issue}[/]", highlight=False, markup=True)
-    if len(result.rejected) > 20:
-        console.print(f"  ... {len(result.rejected) - 20} more in {report}")
+    if result.rejected_issues > 20:
+        console.print(f"  ... {result.rejected_issues - 20} more in {report}")
 
 
 @app.command("split")

@@ -6,6 +6,8 @@ deterministic bytes (fixed order, fixed writer options, no timestamps) so two ma
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +22,6 @@ from ftlib.dataset import Dataset
 from ftlib.digest import sha256_file
 from ftlib.errors import FormatError, StageError
 from ftlib.issues import Issue
-from ftlib.jsonfile import write_json_atomic
 from ftlib.records import Example
 
 Progress = Callable[[int], None]  # called with a count of items just processed
@@ -33,7 +34,42 @@ class IngestResult:
     read: int = 0
     kept: int = 0
     duplicates: int = 0
-    rejected: list[Issue] = field(default_factory=list)
+    rejected: list[Issue] = field(default_factory=list)  # the first KEEP_REJECTS; all of them are in the report
+    rejected_issues: int = 0  # every reject issue, however many
+    _spool: Any = field(default=None, repr=False)  # every reject, rendered for the report, in an anonymous temp file
+
+    KEEP_REJECTS = 1000
+
+    def add_rejects(self, issues: list[Issue]) -> None:
+        """Rejects are streamed to disk as they come, so 3M rejected lines keep memory flat; the first
+        KEEP_REJECTS stay in memory for printing. Messages are already redacted (Issue does it)."""
+        if not issues:
+            return
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the result; deleted on close)
+        for issue in issues:
+            if len(self.rejected) < self.KEEP_REJECTS:
+                self.rejected.append(issue)
+            block = orjson.dumps(issue.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+            self._spool.write((b",\n    " if self.rejected_issues else b"    ") + block.replace(b"\n", b"\n    "))
+            self.rejected_issues += 1
+
+    def write_report(self, fh: Any) -> None:
+        """The report's bytes, identical to jsonfile.dumps(to_dict()) with every reject, streamed from the spool."""
+        head = jsonfile.dumps({**self.to_dict(), "rejects": []})
+        marker = b'\n  "rejects": [],\n'
+        before, found, after = head.partition(marker)
+        if not found:
+            raise AssertionError("ingest report layout changed: the rejects marker is missing")
+        fh.write(before)
+        if not self.rejected_issues:
+            fh.write(marker)
+        else:
+            fh.write(b'\n  "rejects": [\n')
+            self._spool.seek(0)
+            shutil.copyfileobj(self._spool, fh, 1 << 20)
+            fh.write(b"\n  ],\n")
+        fh.write(after)
     per_file: dict[str, Counter] = field(default_factory=dict)
     formats: dict[str, Counter] = field(default_factory=dict)  # per file: format name -> records read as it
     skipped_files: dict[str, str] = field(default_factory=dict)  # files in input folders that are not inputs: why
@@ -112,7 +148,7 @@ def _unique_batches(
         read_as = result.formats.setdefault(path.as_posix(), Counter())
         for chunk in _checked_chunks(path, workers):
             result.read += chunk.read
-            result.rejected.extend(chunk.rejects)
+            result.add_rejects(chunk.rejects)
             stats["rejected"] += chunk.rejected_lines
             read_as.update(chunk.formats)
             if chunk.unreadable:
@@ -150,13 +186,15 @@ def ingest(
         if strict and result.rejected:
             outputs.discard()  # strict: the report says why, the previous dataset stays
             if report:
-                write_json_atomic(report, result.to_dict())
+                with atomic.replacing(Path(report)) as fh:
+                    result.write_report(fh)
             raise StageError(
-                f"{len(result.rejected)} bad line(s) rejected (strict mode); first: {result.rejected[0]}. "
+                f"{result.rejected_issues} bad line(s) rejected (strict mode); first: {result.rejected[0]}. "
                 f"Fix them or drop --strict to keep the good rows."
             )
         if report:
-            outputs.write_bytes(Path(report), jsonfile.dumps(result.to_dict()))
+            with open(outputs.file(Path(report)), "wb") as fh:
+                result.write_report(fh)
     return result
 
 

@@ -264,3 +264,32 @@ def test_models_with_a_numeric_job_id(tmp_path: Path, capfd: pytest.CaptureFixtu
     assert code == 0 and "Traceback" not in out + err
     shown = out + err + caplog.text  # the ledger logs a skipped record (stderr under the real CLI)
     assert "12345" in shown and ("k1.json" in shown or "ftjob" not in shown)
+
+
+# -- rejects are streamed to the report ------------------------------------------------------------------
+def test_the_streamed_report_is_the_in_memory_report_byte_for_byte(tmp_path: Path) -> None:
+    from ftlib import jsonfile
+
+    src = write_jsonl(tmp_path / "in.jsonl", [good(1), "{not json", good(2), '"a string"', "[1, 2]"])
+    result, _ = ingest(tmp_path, src)
+    assert result.rejected_issues == 3
+    assert (tmp_path / "reports" / "ingest.json").read_bytes() == jsonfile.dumps(result.to_dict())
+
+
+def test_many_rejects_keep_memory_flat_and_all_are_reported(tmp_path: Path) -> None:
+    import tracemalloc
+
+    n = 20_000
+    src = tmp_path / "bad.jsonl"
+    src.write_bytes(b"".join(b'{"messages": [' + str(i).encode() + b"\n" for i in range(n)))
+    report_path = tmp_path / "ingest.json"
+    tracemalloc.start()
+    result = pipeline.ingest([src], tmp_path / "dataset.parquet", report_path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    report = orjson.loads(report_path.read_bytes())
+    assert result.read == n and report["rejected"] == n and len(report["rejects"]) == n
+    assert report["rejects"][-1]["source"] == f"{src}:{n}"
+    assert len(result.rejected) == result.KEEP_REJECTS
+    print(f"{n} rejected lines: peak traced Python memory {peak / 2**20:.1f} MB")
+    assert peak < 10 * 2**20  # every Issue kept in memory (and the report built in memory) takes ~25 MB here
