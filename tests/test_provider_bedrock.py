@@ -417,3 +417,31 @@ def test_crash_after_create_then_rerun_finds_the_job(provider: BedrockBackend, t
     jobs = boto3.client("bedrock", region_name=REGION).list_model_customization_jobs()
     assert [j["jobArn"] for j in jobs["modelCustomizationJobSummaries"]] == [job_id]
     assert registry.get("anthropic", spec.key)["job_id"] == job_id  # type: ignore[index]
+
+
+# stuck states resolve ----------------------------------------------------------------------------------------------
+
+def test_a_vanished_job_and_a_deleted_upload_resolve(provider: BedrockBackend, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ftlib.errors import JobNotFound
+    from ftlib.jobs.ledger import Ledger
+    from ftlib.jobs.submit import Poll, submit_once, wait
+
+    spec, ledger, out = _spec(tmp_path), Ledger(tmp_path / "models"), io.StringIO()
+    con = Console(file=out, width=300)
+    arn = submit_once(provider, spec, ledger, console=con)
+    del bedrock_jobs(REGION)[provider.job_name(spec)]  # gone at the provider (or a ledger from another account)
+    with pytest.raises(JobNotFound) as err:
+        wait(provider, arn, None, Poll(0, 1, 0), ledger=ledger, console=con, sleep=lambda s: None)
+    assert f"delete {ledger.job_path('anthropic', spec.key)} and re-run" in str(err.value)
+
+    train_ref = ledger.upload_ref("anthropic", spec.train_sha256)
+    bucket, _, key = train_ref.removeprefix("s3://").partition("/")
+    boto3.client("s3", region_name=REGION).delete_object(Bucket=bucket, Key=key)  # a lifecycle rule removed it
+    again = JobSpec(**{**spec.__dict__, "attempt": 1})
+    submit_once(provider, again, ledger, console=con)
+    assert "is gone at the provider (deleted or expired); forgetting it and uploading again" in out.getvalue()
+    assert boto3.client("s3", region_name=REGION).head_object(Bucket=bucket, Key=key)["ContentLength"] > 0

@@ -6,6 +6,7 @@ second machine, the Uploads API, the CLI, and kill -9 of a real submitter proces
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import typer
 from emulators.openai_server import OpenAIEmulator
+from rich.console import Console
 from typer.testing import CliRunner
 
 from ftlib.cli_jobs import register
@@ -356,3 +358,58 @@ def test_kill_during_wait_then_resume(emu: OpenAIEmulator, env: dict, crash_dir:
     assert _finish(_spawn(root, env, "--wait", "--poll-interval", "0.02", log="second")) == 0
     assert emu.create_attempts == 1
     _assert_one_job_with_model(emu, root, key)
+
+
+# stuck states resolve
+
+def test_a_ledger_job_the_provider_no_longer_has_says_how_to_start_over(emu: OpenAIEmulator, env: dict,
+                                                                        export: Path, tmp_path: Path) -> None:
+    runner, app, models = CliRunner(), _app(), tmp_path / "models"
+    common = ["--provider", "openai", "--params", str(_params(tmp_path)), "--models-dir", str(models)]
+    first = plan_or_submit(export, "openai", _settings(), submit=True, wait=False, models_dir=models)
+    job_id, key = first["job"]["job_id"], first["job_key"]
+    with emu.lock:
+        emu.jobs.pop(job_id)  # deleted at the provider (or a ledger from another account)
+    res = runner.invoke(app, ["finetune", str(export), *common, "--submit", "--wait"])
+    record = models / "jobs" / "openai" / f"{key}.json"
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert f"openai has no job {job_id}" in res.output and f"delete {record}" in res.output
+    assert record.exists() and len(emu.jobs) == 0  # nothing resubmitted on our own: it could be the wrong account
+    record.unlink()  # the fix the message gives
+    res = runner.invoke(app, ["finetune", str(export), *common, "--submit", "--wait"])
+    assert res.exit_code == 0, res.output
+    [job] = emu.jobs_for_key(key)
+    assert Ledger(models).get("openai", key)["job_id"] == job["id"] != job_id
+
+
+def test_a_stale_upload_reference_is_forgotten_and_uploaded_again(emu: OpenAIEmulator, env: dict, export: Path,
+                                                                  tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    first = plan_or_submit(export, "openai", _settings(), submit=True, wait=False, models_dir=models)
+    [old_job] = emu.jobs_for_key(first["job_key"])
+    with emu.lock:  # the provider deleted the training file (retention, or a person)
+        emu.files.pop(old_job["training_file"])
+    out = io.StringIO()
+    again = plan_or_submit(export, "openai", _settings(attempt=1), submit=True, wait=False, models_dir=models,
+                           console=Console(file=out, width=300))
+    assert f"upload {old_job['training_file']} of train.jsonl is gone at the provider" in out.getvalue()
+    [job] = emu.jobs_for_key(again["job_key"])
+    assert job["training_file"] != old_job["training_file"] and job["training_file"] in emu.files
+    assert emu.file_bytes[job["training_file"]] == (export / "train.jsonl").read_bytes()
+    uploads = json.loads((models / "uploads" / "openai.json").read_text())
+    assert uploads[first["files"]["train"]["sha256"]] == job["training_file"]  # the cache now holds the new id
+
+
+def test_a_corrupt_unrelated_record_is_skipped_with_a_warning(emu: OpenAIEmulator, env: dict, export: Path,
+                                                              tmp_path: Path) -> None:
+    runner, app, models = CliRunner(), _app(), tmp_path / "models"
+    common = ["--provider", "openai", "--params", str(_params(tmp_path)), "--models-dir", str(models)]
+    plan_or_submit(export, "openai", _settings(), submit=True, wait=False, models_dir=models)
+    broken = models / "jobs" / "openai" / "0123other.json"
+    broken.write_text('{"job_key": "0123other", "provider": "openai", "job_id": ')  # cut by a crash or a bad merge
+    res = runner.invoke(app, ["finetune", str(export), *common, "--submit", "--wait"])
+    assert res.exit_code == 0, res.output
+    assert f"skipped {broken}: not valid JSON" in res.output and "delete it" in res.output
+    res = runner.invoke(app, ["models", "--json", "--models-dir", str(models)])
+    assert res.exit_code == 0 and "Traceback" not in res.output
+    assert [r["status"] for r in json.loads(res.stdout)] == ["succeeded"]

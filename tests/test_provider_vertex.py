@@ -422,3 +422,30 @@ def test_a_submitter_killed_after_create_leaves_one_job_that_a_rerun_adopts(
     assert job_id == next(iter(vertex.jobs))
     assert registry.get("gemini", spec.key)["model_id"] == status.model_id
     assert registry.index()[spec.train_sha256]["gemini"]["model_id"] == status.model_id
+
+
+# stuck states resolve
+
+
+def test_a_vanished_job_and_a_deleted_upload_resolve(vertex: VertexEmulator, gcs: str, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ftlib.errors import JobNotFound
+
+    spec, ledger, out = make_spec(tmp_path), Ledger(tmp_path / "models"), io.StringIO()
+    con = Console(file=out, width=300)
+    p = provider()
+    name = jobs.submit_once(p, spec, ledger, console=con)
+    vertex.jobs.pop(name)  # deleted, or the ledger came from another project
+    with pytest.raises(JobNotFound) as err:
+        jobs.wait(p, name, None, jobs.Poll(0, 1, 0), ledger=ledger, console=con, sleep=lambda s: None)
+    assert f"gemini has no job {name}" in str(err.value)
+    assert f"delete {ledger.job_path('gemini', spec.key)} and re-run" in str(err.value)
+
+    object_name = f"tuning/{spec.train_sha256}/train.jsonl"
+    storage_client().bucket(BUCKET).blob(object_name).delete()  # a bucket lifecycle rule removed it
+    jobs.submit_once(p, JobSpec(**{**spec.__dict__, "attempt": 1}), ledger, console=con)
+    assert "is gone at the provider (deleted or expired); forgetting it and uploading again" in out.getvalue()
+    assert storage_client().bucket(BUCKET).get_blob(object_name) is not None

@@ -297,22 +297,24 @@ def test_prefect_concurrency_limit_lets_one_flow_run_create(emu: OpenAIEmulator,
                                                             prefect_api: str, tmp_path: Path) -> None:
     """Two flow runs on one Prefect server, two clones with no other shared lease: the server's global concurrency
     limit for the key admits one at a time, so one creates the job and the other finds it."""
-    emu.delay("/fine_tuning/jobs", 0.3)
+    emu.delay("/fine_tuning/jobs", 1.0)  # the first holder keeps the limit for seconds: the second must wait
     script = tmp_path / "race_flow.py"
     script.write_text(FLOW)
     clones = [make_clone(tmp_path / "a"), make_clone(tmp_path / "b")]
     env = {**os.environ, **openai_env, "PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "DO_NOT_TRACK": "1", "PREFECT_HOME": str(tmp_path / "client-home")}
-    for trial in range(2):
-        before = emu.create_attempts
-        procs = [subprocess.Popen([sys.executable, str(script), str(c), str(trial)], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True) for c in clones]
-        outs = [p.communicate(timeout=180)[0] for p in procs]
-        assert [p.returncode for p in procs] == [0, 0], outs
-        assert emu.create_attempts - before == 1, outs
-        ids = {line.split()[1] for out in outs for line in out.splitlines() if line.startswith("job ")}
-        assert len(ids) == 1, outs
-        assert any("holding Prefect concurrency limit" in out for out in outs)
+    procs = [subprocess.Popen([sys.executable, str(script), str(c), "0"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for c in clones]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert emu.create_attempts == 1, outs
+    ids = {line.split()[1] for out in outs for line in out.splitlines() if line.startswith("job ")}
+    assert len(ids) == 1, outs
+    assert all("holding Prefect concurrency limit" in out for out in outs)
+    assert any("after waiting" in out for out in outs), outs  # they met: one waited for the other's lease
+    creates = [i for i, (m, p) in enumerate(emu.requests) if m == "POST" and p == "/v1/fine_tuning/jobs"]
+    lists_before = [r for r in emu.requests[:creates[0]] if r == ("GET", "/v1/fine_tuning/jobs")]
+    assert len(lists_before) == 2  # only the holder looked (before and after its uploads) until the job existed
     with urllib.request.urlopen(f"{prefect_api}/v2/concurrency_limits/filter", data=b"{}", timeout=10) as r:
         names = r.read().decode()
     assert "ftlib-submit-openai-" in names

@@ -100,10 +100,13 @@ def prefect_lease(name: str, say: Callable[[str], None], wait_s: float | None = 
     wait_s = WAIT_S if wait_s is None else wait_s
     with get_client(sync_client=True) as client:
         client.upsert_global_concurrency_limit_by_name(name, 1)
-    say(f"holding Prefect concurrency limit {name!r} while submitting")
+    started = time.monotonic()
     try:
         with concurrency(name, occupy=1, timeout_seconds=wait_s, strict=True, lease_duration=TTL_S,
                          raise_on_lease_renewal_failure=False):
+            waited = time.monotonic() - started
+            say(f"holding Prefect concurrency limit {name!r}"
+                + (f" after waiting {waited:.1f}s for another run" if waited > 0.5 else ""))
             yield
     except TimeoutError:
         raise LeaseTimeout(f"another Prefect run held the concurrency limit {name!r} for {wait_s:g}s; "

@@ -8,6 +8,7 @@ so a re-run never pays for the same bytes twice. No timestamps, no run ids, neve
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,12 @@ from ftlib.jobs.spec import JobState, JobStatus
 from ftlib.jsonfile import write_json_atomic
 
 log = logging.getLogger(__name__)
+
+
+def _warn(message: str) -> None:
+    """One plain line on stderr (and the log): the CLI, `dvc repro` and a worker's log all show it."""
+    log.debug(message)
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 # Fields a job record may hold; anything else is refused so a credential can never slip in through **fields.
 RECORD_FIELDS = frozenset({
@@ -121,7 +128,7 @@ class Ledger:
                 except ValueError as e:  # one damaged file must not block every other job of the provider
                     if str(path) not in self.skipped:
                         self.skipped.append(str(path))
-                        log.warning("skipped %s", e)
+                        _warn(f"skipped {e}")
                     continue
                 if rec is not None:
                     out.append(rec)
@@ -148,7 +155,7 @@ class Ledger:
         try:
             cache = _read_json(path)
         except ValueError as e:
-            log.warning("ignored the upload cache: %s", e)
+            _warn(f"ignored the upload cache (files will be uploaded again): {e}")
             return {}
         return cache if isinstance(cache, dict) else {}
 
