@@ -296,6 +296,10 @@ def test_unreadable_files_are_named(tmp_path):
     fake.write_bytes(b"PAR1 this is not parquet")
     (issue,) = read_file(fake)
     assert issue.code == "unreadable_file" and issue.source == str(fake) and "parquet" in issue.message
+    sheet = tmp_path / "chats.jsonl"  # e.g. a spreadsheet or UTF-16 text saved under a .jsonl name
+    sheet.write_bytes('{"prompt": "q", "completion": "a"}\n'.encode("utf-16"))
+    (issue,) = read_file(sheet)
+    assert issue.code == "unreadable_file" and "binary" in issue.message and "UTF-8" in issue.message
 
 
 def test_chunks_in_any_size_decode_like_one_pass(tmp_path):

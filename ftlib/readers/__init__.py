@@ -93,7 +93,10 @@ def chunks(path: str | Path, fmt: str | None = None, prefer: Sequence[str] = (),
     except OSError as e:
         yield _unreadable(str(p), f"cannot open the file ({e.strerror or e}); check that it exists and is readable")
         return
-    if kind.container == "parquet":
+    if kind.container == "binary":
+        yield _unreadable(str(p), f"a binary file, not text: ftlib reads {WHAT_IS_READ} (UTF-8 text); export or "
+                          "save it in one of those (UTF-16 text: save as UTF-8)")
+    elif kind.container == "parquet":
         yield from _parquet_chunks(p, fmt, prefer)
     elif kind.container == "csv":
         yield from _csv_chunks(p, kind, size)

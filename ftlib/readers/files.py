@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-Container = Literal["lines", "json", "csv", "parquet"]
+Container = Literal["lines", "json", "csv", "parquet", "binary"]
 Compression = Literal["gzip", "zstd"] | None
 
 BASE_SUFFIXES: dict[str, Container] = {".jsonl": "lines", ".ndjson": "lines", ".json": "json", ".csv": "csv",
@@ -43,13 +43,16 @@ def kind_from_name(path: Path) -> FileKind | None:
 
 
 def sniff(path: Path) -> FileKind:
-    """What the file holds: magic bytes decide compression and parquet; the name decides CSV and JSON documents;
-    anything else is read as JSON Lines (a file whose first byte is `[` is then read as a JSON document)."""
+    """What the file holds: magic bytes decide compression and parquet (and NUL bytes mark a binary file); the name
+    decides CSV and JSON documents; anything else is read as JSON Lines (a `[` first makes it a JSON document)."""
     with path.open("rb") as fh:
-        head = fh.read(4)
+        start = fh.read(4096)
+    head = start[:4]
     if head == _PARQUET:
         return FileKind("parquet")
     compression: Compression = "gzip" if head[:2] == _GZIP else "zstd" if head == _ZSTD else None
+    if compression is None and b"\x00" in start:
+        return FileKind("binary")  # a spreadsheet, an archive, UTF-16 text...: reported, not read as garbage
     named = kind_from_name(path)
     container: Container = named.container if named and named.container != "parquet" else "lines"
     if named is None and path.suffix.lower() in COMPRESSION_SUFFIXES:  # e.g. chats.gz: strip and look again
