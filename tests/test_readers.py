@@ -339,6 +339,9 @@ def test_ingest_report_counts_formats_per_file_and_names_what_it_could_not_read(
                                                    FORMATS["sharegpt"].encode(Example.from_pair("Hi", "Hello"))]))
     (data / "broken.parquet").write_bytes(b"PAR1 garbage")
     (data / "notes.md").write_text("# not data\n")
+    (data / "hf").mkdir()
+    many = [FORMATS["sharegpt"].encode(Example.from_pair(f"q{i}", f"a{i}")) for i in range(5000)]
+    pq.write_table(pa.Table.from_pylist(many), data / "hf" / "train.parquet")  # several chunks: workers really run
     reports = {}
     for workers in (1, 2):
         out, rep = tmp_path / f"ds{workers}.parquet", tmp_path / f"ingest{workers}.json"
@@ -353,7 +356,9 @@ def test_ingest_report_counts_formats_per_file_and_names_what_it_could_not_read(
     assert files[f"{data.as_posix()}/broken.parquet"] == {"duplicates": 0, "formats": {}, "kept": 0, "rejected": 0,
                                                          "unreadable": 1}
     assert list(report["skipped_files"]) == [f"{data.as_posix()}/notes.md"]
-    assert (report["read"], report["kept"], report["duplicates"]) == (8, 2, 5)
+    assert files[f"{data.as_posix()}/hf/train.parquet"] == {"duplicates": 0, "formats": {"sharegpt": 5000},
+                                                           "kept": 5000, "rejected": 0}
+    assert (report["read"], report["kept"], report["duplicates"]) == (5008, 5002, 5)
     assert {r["code"] for r in report["rejects"]} == {"unknown_format", "unreadable_file"}
     with pytest.raises(StageError, match="strict"):
         pipeline.ingest([data], tmp_path / "strict.parquet", tmp_path / "strict.json", strict=True)
