@@ -296,10 +296,14 @@ def test_unreadable_files_are_named(tmp_path):
     fake.write_bytes(b"PAR1 this is not parquet")
     (issue,) = read_file(fake)
     assert issue.code == "unreadable_file" and issue.source == str(fake) and "parquet" in issue.message
-    sheet = tmp_path / "chats.jsonl"  # e.g. a spreadsheet or UTF-16 text saved under a .jsonl name
-    sheet.write_bytes('{"prompt": "q", "completion": "a"}\n'.encode("utf-16"))
+    utf16 = tmp_path / "chats.jsonl"  # e.g. saved as "Unicode" by an editor
+    utf16.write_bytes('{"prompt": "q", "completion": "a"}\n'.encode("utf-16"))
+    (issue,) = read_file(utf16)
+    assert issue.code == "unreadable_file" and "UTF-16 text, not UTF-8" in issue.message
+    sheet = tmp_path / "pairs.csv"
+    sheet.write_bytes(b"PK\x03\x04" + bytes(60))  # an .xlsx saved under a .csv name
     (issue,) = read_file(sheet)
-    assert issue.code == "unreadable_file" and "binary" in issue.message and "UTF-8" in issue.message
+    assert issue.code == "unreadable_file" and "spreadsheet" in issue.message and issue.source == f"{sheet}:1"
 
 
 def test_chunks_in_any_size_decode_like_one_pass(tmp_path):

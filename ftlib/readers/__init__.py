@@ -94,8 +94,8 @@ def chunks(path: str | Path, fmt: str | None = None, prefer: Sequence[str] = (),
         yield _unreadable(str(p), f"cannot open the file ({e.strerror or e}); check that it exists and is readable")
         return
     if kind.container == "binary":
-        yield _unreadable(str(p), f"a binary file, not text: ftlib reads {WHAT_IS_READ} (UTF-8 text); export or "
-                          "save it in one of those (UTF-16 text: save as UTF-8)")
+        yield _unreadable(str(p), f"this is {kind.what}, not UTF-8 text: ftlib reads {WHAT_IS_READ}; export or "
+                          "save the data as one of those", f"{p}:1")
     elif kind.container == "parquet":
         yield from _parquet_chunks(p, fmt, prefer)
     elif kind.container == "csv":

@@ -22,12 +22,23 @@ INPUT_SUFFIXES: tuple[str, ...] = tuple(BASE_SUFFIXES)
 WHAT_IS_READ = ".jsonl, .ndjson, .json, .csv (each optionally .gz or .zst) and .parquet"
 
 _GZIP, _ZSTD, _PARQUET = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PAR1"
+# Files that are certainly not text, by their first bytes: named in one issue instead of read as garbage lines.
+_NOT_TEXT = {
+    b"PK\x03\x04": "a zip archive (an .xlsx spreadsheet or .docx document?)",
+    b"\xd0\xcf\x11\xe0": "an old Office file (.xls or .doc)",
+    b"%PDF": "a PDF",
+    b"\xff\xfe": "UTF-16 text",
+    b"\xfe\xff": "UTF-16 text",
+    b"SQLite format 3\x00": "an SQLite database",
+    b"ARROW1": "an Arrow (Feather) file",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class FileKind:
     container: Container
     compression: Compression = None
+    what: str | None = None  # for "binary": what the file looks like
 
 
 def kind_from_name(path: Path) -> FileKind | None:
@@ -43,16 +54,18 @@ def kind_from_name(path: Path) -> FileKind | None:
 
 
 def sniff(path: Path) -> FileKind:
-    """What the file holds: magic bytes decide compression and parquet (and NUL bytes mark a binary file); the name
-    decides CSV and JSON documents; anything else is read as JSON Lines (a `[` first makes it a JSON document)."""
+    """What the file holds: magic bytes decide compression and parquet (and mark spreadsheets, PDFs, UTF-16 text as
+    not readable); the name decides CSV and JSON documents; anything else is read as JSON Lines (a `[` first makes
+    it a JSON document)."""
     with path.open("rb") as fh:
-        start = fh.read(4096)
+        start = fh.read(16)
     head = start[:4]
     if head == _PARQUET:
         return FileKind("parquet")
     compression: Compression = "gzip" if head[:2] == _GZIP else "zstd" if head == _ZSTD else None
-    if compression is None and b"\x00" in start:
-        return FileKind("binary")  # a spreadsheet, an archive, UTF-16 text...: reported, not read as garbage
+    what = next((w for magic, w in _NOT_TEXT.items() if start.startswith(magic)), None)
+    if what:
+        return FileKind("binary", what=what)
     named = kind_from_name(path)
     container: Container = named.container if named and named.container != "parquet" else "lines"
     if named is None and path.suffix.lower() in COMPRESSION_SUFFIXES:  # e.g. chats.gz: strip and look again
