@@ -82,13 +82,30 @@ def ingest(
     report: Annotated[Path, typer.Option(help="Ingest report (counts, rejects with file:line)")] = layout.INGEST_REPORT,
     strict: Annotated[bool, typer.Option(
         "--strict/--lenient", help="--strict fails on any bad line; --lenient keeps the good ones")] = False,
+    near_duplicates: Annotated[str, typer.Option(
+        "--near-duplicates", help="report: list near-copies and keep each cluster on one side of the split; "
+        "keep_first: also drop all but the first of each cluster; off: skip the check")] = "report",
+    near_duplicate_threshold: Annotated[float, typer.Option(
+        help="estimated Jaccard similarity of word 3-grams from which two examples are near-duplicates")] = 0.8,
 ) -> None:
-    """Read raw files into one deduplicated parquet dataset; report every rejected line."""
+    """Read raw files into one deduplicated parquet dataset; report every rejected line and near-duplicate."""
+    from ftlib.quality.near_duplicates import Settings
+
+    try:
+        nd = Settings(mode=near_duplicates, threshold=near_duplicate_threshold)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--near-duplicates") from None
     _refuse_outputs_on_inputs(list(paths), {"--out": out_path, "--report": report})
     with progress_bar("ingest") as advance:
-        result = pipeline.ingest(list(paths), out_path, report, strict=strict, progress=advance)
+        result = pipeline.ingest(list(paths), out_path, report, strict=strict, progress=advance,
+                                 near_duplicates=nd, near_duplicates_out=layout.near_duplicates_file(out_path))
     out.print(f"ingest: read {result.read}, kept {result.kept}, duplicates {result.duplicates}, "
               f"rejected {sum(c['rejected'] for c in result.per_file.values())} -> {out_path} (report: {report})")
+    if result.near_duplicates and result.near_duplicates.clusters:
+        found = result.near_duplicates
+        dropped = f", dropped {len(found.dropped)} (keep_first)" if found.dropped else ""
+        out.print(f"near-duplicates: {len(found.clusters)} cluster(s) of {sum(map(len, found.clusters))} "
+                  f"examples{dropped}; listed in {report}")
     for issue in result.rejected[:20]:
         console.print(f"  [yellow]{issue}[/]", highlight=False, markup=True)
     if result.rejected_issues > 20:
@@ -103,16 +120,20 @@ def split_cmd(
     ratios: Annotated[str, typer.Option(help="e.g. train=0.9,validation=0.1[,test=...]")] = "train=0.9,validation=0.1",
     group_by: Annotated[str | None, typer.Option("--group-by", help="Keep examples sharing this value together: "
                                                  "'group' or a metadata field")] = None,
+    near_duplicates: Annotated[Path | None, typer.Option(
+        "--near-duplicates", help="ingest's near-duplicate links (default: the file beside the dataset)")] = None,
 ) -> None:
-    """Stable seeded split: an example's split depends only on (seed, group or id)."""
+    """Stable seeded split: an example's split depends only on (seed, group or id); near-duplicates stay together."""
     from ftlib.split import check_dataset_file, parse_ratios
 
     try:
         parsed = parse_ratios(ratios)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--ratios") from None
+    beside = layout.near_duplicates_file(dataset)
+    links = near_duplicates or (beside if beside.is_file() else None)
     check_dataset_file(dataset)  # corrupt or foreign parquet: one line, not a traceback
-    manifest = pipeline.split(dataset, out_dir, seed, parsed, group_by)
+    manifest = pipeline.split(dataset, out_dir, seed, parsed, group_by, near_duplicates=links)
     achieved = ", ".join(f"{k}={v} ({manifest['achieved'][k]:.1%})" for k, v in manifest["counts"].items())
     out.print(f"split (seed {seed}): {achieved} -> {out_dir}")
 
@@ -123,15 +144,22 @@ def export_cmd(
     provider: ProviderOpt,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Default build/export/PROVIDER")] = None,
     report: Annotated[Path | None, typer.Option(help="Default reports/export/PROVIDER.json")] = None,
+    params: Annotated[Path | None, typer.Option(
+        help="params.yaml whose providers.PROVIDER.strategy shapes the examples (reasoning, JSON or tool-call "
+             "replies)")] = None,
 ) -> None:
     """Write each split as JSONL in the provider's format(s); report what could not be exported."""
+    from ftlib import strategies
+
     out_dir = out_dir or layout.export_dir(provider)
     report = report or layout.report("export", provider)
+    strategy = strategies.for_target(params_file.load(params, required=True), provider, params.parent) if params \
+        else None
     from ftlib.split import check_split_files
 
     check_split_files(splits_dir)  # corrupt or foreign split files: one line naming the file
     with progress_bar(f"export {provider}") as advance:
-        result = pipeline.export(splits_dir, provider, out_dir, report, progress=advance)
+        result = pipeline.export(splits_dir, provider, out_dir, report, progress=advance, strategy=strategy)
     files = ", ".join(f"{k}: {v}" for k, v in result["files"].items())
     out.print(f"export {provider}: {files}; skipped {result['skipped']} (see {report}) -> {out_dir}")
 
@@ -154,6 +182,33 @@ def validate_cmd(
     out.print(f"validate {provider}: {result['errors']} error(s), {result['warnings']} warning(s) (report: {report})")
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@app.command("quality")
+def quality_cmd(
+    splits_dir: Annotated[Path, typer.Argument(help="Folder from `ftlib split`")] = layout.SPLITS,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the quality reports and plots")] = layout.QUALITY,
+    eval_files: Annotated[list[Path] | None, typer.Option(
+        "--eval", help="An eval set to check against train as well (repeat for several); \"\" for none")] = None,
+    ngram: Annotated[int, typer.Option(help="Leakage n-gram size in words")] = 8,
+    threshold: Annotated[float, typer.Option(
+        help="Share of an example's n-grams found in train from which it counts as contaminated")] = 0.5,
+    iqr_factor: Annotated[float, typer.Option(help="Outliers lie beyond Q1 - k*IQR and Q3 + k*IQR")] = 3.0,
+) -> None:
+    """Leakage of held-out splits and eval files into train (n-gram overlap), and length/turn outliers per split."""
+    from ftlib.quality import leakage, outliers, report
+
+    try:
+        leak = leakage.Settings(ngram=ngram, threshold=threshold)
+        outl = outliers.Settings(iqr_factor=iqr_factor)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    evals = [p for p in eval_files or () if str(p) not in ("", ".")]
+    with progress_bar("quality"):
+        result = report.run(splits_dir, out_dir, evals, leak, outl)
+    leaks = ", ".join(f"{k}: {v}" for k, v in result["contaminated"].items()) or "no held-out data"
+    odd = ", ".join(f"{k}: {v['tokens']} by length, {v['turns']} by turns" for k, v in result["outliers"].items())
+    out.print(f"quality: contaminated {leaks}; outliers {odd} -> {out_dir}")
 
 
 @app.command()

@@ -19,6 +19,11 @@ DATASET = BUILD / "dataset.parquet"
 SPLITS = BUILD / "splits"
 MANIFEST = "manifest.json"
 INGEST_REPORT = REPORTS / "ingest.json"
+QUALITY = REPORTS / "quality"  # the quality stage: leakage and outlier reports, distributions DVC plots
+LEAKAGE_REPORT = "leakage.json"
+OUTLIERS_REPORT = "outliers.json"
+TOKENS_PLOT = "tokens.csv"  # estimated tokens per example: share of each split per bin
+TURNS_PLOT = "turns.csv"  # assistant turns per example: share of each split
 EXPORTS = BUILD / "export"
 ARTIFACTS = BUILD / "models"  # what a job produced that DVC stores (a local adapter), one folder per target
 RUNS = Path(".ftlib") / "runs"  # local training runs (checkpoints, logs): one folder per job key, not tracked
@@ -97,6 +102,12 @@ def home(project: str | Path | None = None) -> Home:
         return Home(root, True)
     found = find_project()
     return Home(found, True) if found is not None else Home(user_home(), False)
+
+
+def near_duplicates_file(dataset: Path) -> Path:
+    """Ingest's near-duplicate links (row, id, cluster) beside its dataset: build/dataset.near_duplicates.parquet.
+    Written with the dataset, read by split to keep each cluster on one side."""
+    return Path(dataset).with_name(f"{Path(dataset).stem}.near_duplicates.parquet")
 
 
 def split_file(split: str) -> str:

@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ftlib import atomic, formats, jsonfile, layout, parallel, readers, store, targets, tokens, validate
+from ftlib import atomic, formats, jsonfile, layout, parallel, readers, store, strategies, targets, tokens, validate
+from ftlib import split as splitting
 from ftlib.dataset import Dataset
 from ftlib.digest import sha256_file
 from ftlib.errors import FormatError, StageError
 from ftlib.issues import Issue
+from ftlib.quality import near_duplicates as near_dups
 from ftlib.records import Example
 
 Progress = Callable[[int], None]  # called with a count of items just processed
@@ -73,6 +75,7 @@ class IngestResult:
     per_file: dict[str, Counter] = field(default_factory=dict)
     formats: dict[str, Counter] = field(default_factory=dict)  # per file: format name -> records read as it
     skipped_files: dict[str, str] = field(default_factory=dict)  # files in input folders that are not inputs: why
+    near_duplicates: near_dups.Result | None = None
 
     def to_dict(self) -> dict[str, Any]:
         files = {k: {**dict(sorted(v.items())), "formats": dict(sorted(self.formats.get(k, Counter()).items()))}
@@ -85,6 +88,7 @@ class IngestResult:
             "files": files,
             "skipped_files": dict(sorted(self.skipped_files.items())),
             "rejects": [i.to_dict() for i in self.rejected],
+            **({"near_duplicates": self.near_duplicates.to_dict()} if self.near_duplicates else {}),
         }
 
 
@@ -171,18 +175,21 @@ def _unique_batches(
 def ingest(
     paths: list[str | Path], out: Path, report: Path | None = None, strict: bool = False,
     progress: Progress | None = None, workers: int | None = None,
+    near_duplicates: near_dups.Settings | None = None, near_duplicates_out: Path | None = None,
 ) -> IngestResult:
     """Raw files -> one parquet of unique examples (first occurrence wins, in sorted file order).
 
     Lenient mode keeps the good rows and lists every reject with file:line in the report; strict mode
-    writes the report and then fails without writing the dataset.
+    writes the report and then fails without writing the dataset. With near_duplicates settings the report lists
+    clusters of near-copies (keep_first also drops the later members) and near_duplicates_out gets the links the
+    split stage uses to keep each cluster on one side.
     """
     result = IngestResult()
     # Temp names unique to this run (two ingests into one output never share one); the dataset and the report
     # are renamed into place together at the end, so a kill or a failure leaves the previous pair.
     with atomic.staged() as outputs:
-        result.kept = store.write_parquet(outputs.file(Path(out)),
-                                          _unique_batches(paths, result, progress, workers), atomic=False)
+        dataset_tmp = outputs.file(Path(out))
+        result.kept = store.write_parquet(dataset_tmp, _unique_batches(paths, result, progress, workers), atomic=False)
         if strict and result.rejected:
             outputs.discard()  # strict: the report says why, the previous dataset stays
             if report:
@@ -192,22 +199,45 @@ def ingest(
                 f"{result.rejected_issues} bad line(s) rejected (strict mode); first: {result.rejected[0]}. "
                 f"Fix them or drop --strict to keep the good rows."
             )
+        if near_duplicates is not None:
+            links = outputs.file(Path(near_duplicates_out)) if near_duplicates_out else None
+            result.near_duplicates = near_dups.run(dataset_tmp, near_duplicates, links, workers)
+            _count_near_duplicates_dropped(result)
         if report:
             with open(outputs.file(Path(report)), "wb") as fh:
                 result.write_report(fh)
     return result
 
 
+def _count_near_duplicates_dropped(result: IngestResult) -> None:
+    """keep_first: the dropped near-copies leave `kept` and are counted per file as near_duplicates."""
+    dropped = result.near_duplicates.dropped if result.near_duplicates else []
+    result.kept -= len(dropped)
+    for _, source, _ in dropped:
+        stats = result.per_file.get((source or "").rpartition(":")[0])
+        if stats is not None:
+            stats["kept"] -= 1
+            stats["near_duplicates"] += 1
+
+
 # -- split --------------------------------------------------------------------------------------
 
 def split(
     dataset: Path, out_dir: Path, seed: int, ratios: dict[str, float], group_by: str | None = None,
+    near_duplicates: Path | None = None,
 ) -> dict[str, Any]:
     """dataset.parquet -> <split>.parquet per split + manifest.json. Stable: a row's split is f(seed, key).
 
-    Returns the manifest without its id lists (those can hold millions of ids: they are streamed to the file).
+    near_duplicates (the links file ingest wrote) joins the split keys of each near-duplicate cluster, so no
+    cluster straddles train and validation. Returns the manifest without its id lists (those can hold millions of
+    ids: they are streamed to the file).
     """
-    parts = Dataset.from_parquet(dataset).split(ratios, seed=seed, group_by=group_by)
+    ds = Dataset.from_parquet(dataset)
+    links = near_dups.read_links(near_duplicates) if near_duplicates is not None else None
+    if links is not None and links.num_rows:
+        keys = splitting.join_near_duplicates(ds.split_keys(group_by), ds.ids(), links)
+        ds.split_keys = lambda _group_by=None: keys  # Dataset.split assigns by these keys
+    parts = ds.split(ratios, seed=seed, group_by=group_by)
     # The parquet files and the manifest appear together: built in a temp folder, swapped in whole.
     with atomic.staged() as outputs:
         tmp = outputs.folder(Path(out_dir))
@@ -227,13 +257,18 @@ class _Encoded:
     issues: list[Issue]
 
 
-def _export_row_group(task: tuple[str, int, str]) -> _Encoded:
-    """Read and encode one parquet row group; only joined bytes travel back, so memory stays small."""
-    path, row_group, provider = task
+def _export_row_group(task: tuple[str, int, str, strategies.Strategy | None]) -> _Encoded:
+    """Read, shape (the target's training strategy) and encode one parquet row group; only joined bytes travel
+    back, so memory stays small."""
+    path, row_group, provider, strategy = task
     parts: dict[str, list[bytes]] = {}
     issues: list[Issue] = []
     for batch in store.read_row_group(Path(path), row_group):
-        for item in formats.encode_lines(store.examples_from_batch(batch), provider):
+        examples = store.examples_from_batch(batch)
+        if strategy is not None:
+            examples, skipped = strategies.apply_all(examples, strategy, provider)
+            issues.extend(skipped)
+        for item in formats.encode_lines(examples, provider):
             if isinstance(item, Issue):
                 issues.append(item)
             else:
@@ -243,13 +278,17 @@ def _export_row_group(task: tuple[str, int, str]) -> _Encoded:
 
 
 def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None = None,
-           progress: Progress | None = None, workers: int | None = None) -> dict[str, Any]:
+           progress: Progress | None = None, workers: int | None = None,
+           strategy: strategies.Strategy | None = None) -> dict[str, Any]:
     """Split parquet files -> JSONL per split and example kind in the provider's formats.
 
     Examples the format cannot hold are skipped and listed per example; information a format drops
-    (losses) is listed too. Nothing disappears without a line in the report.
+    (losses) is listed too. Nothing disappears without a line in the report. A training strategy
+    (providers.<target>.strategy) shapes each example first; examples it cannot shape are skipped the same way.
     """
     target = targets.get(provider)
+    if strategy is not None:
+        strategies.check(strategy, provider)
     split_files = _split_files(Path(splits_dir))  # checked before anything is touched: a bad input keeps the export
     issues: list[Issue] = []
     files: dict[str, int] = {}
@@ -258,7 +297,7 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
         tmp = outputs.folder(Path(out_dir))
         for split_file in split_files:
             handles: dict[str, Any] = {}
-            tasks = ((str(split_file), i, provider) for i in range(store.row_groups(split_file)))
+            tasks = ((str(split_file), i, provider, strategy) for i in range(store.row_groups(split_file)))
             try:
                 for done in parallel.ordered_map(_export_row_group, tasks, workers):
                     issues.extend(done.issues)
@@ -275,6 +314,7 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
         result = {
             "provider": provider,
             "formats": {kind: f.name if f else None for kind, f in sorted(target.formats.items())},
+            **({"strategy": strategy.describe()} if strategy is not None else {}),
             "files": dict(sorted(files.items())),
             "skipped": sum(1 for i in issues if i.severity == "error"),
             "issues": [i.to_dict() for i in issues],

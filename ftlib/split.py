@@ -253,3 +253,46 @@ def check_split_files(splits_dir: Path) -> None:
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
     """Stable JSON bytes for a manifest file (key order as built, so ratios keep their meaningful order)."""
     return orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+# -- near-duplicates ----------------------------------------------------------------------------------
+
+def join_near_duplicates(keys: pa.Array | pa.ChunkedArray, ids: pa.Array | pa.ChunkedArray,
+                         links: pa.Table) -> pa.Array:
+    """Split keys with every near-duplicate cluster (ingest's links: row, id, cluster) on one key.
+
+    The keys of a cluster's members (their group, else their id) are joined into one component, which also pulls
+    in every other row sharing one of those group keys; the whole component takes the key of its earliest member
+    row (a cluster's first id when nothing is grouped). Earlier rows keep their key, so data appended later that
+    joins a cluster moves to the old rows' side, never the reverse.
+    """
+    keys = _as_array(keys)
+    rows = links.column("row").to_pylist()
+    if not rows:
+        return keys
+    if max(rows) >= len(keys) or pc.take(_as_array(ids), pa.array(rows)).to_pylist() != links.column("id").to_pylist():
+        raise ValueError("the near-duplicates file does not belong to this dataset (its rows and ids differ); "
+                         "re-run `ftlib ingest`, which writes both together")
+    member_keys = pc.take(keys, pa.array(rows)).to_pylist()
+    parent: dict[str, str] = {}
+
+    def find(k: str) -> str:
+        while parent.setdefault(k, k) != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    first_key: dict[int, str] = {}
+    for key, cluster in zip(member_keys, links.column("cluster").to_pylist(), strict=True):
+        head = first_key.setdefault(cluster, key)
+        parent[find(key)] = find(head)
+    earliest: dict[str, tuple[int, str]] = {}
+    for row, key in zip(rows, member_keys, strict=True):
+        root = find(key)
+        if root not in earliest or row < earliest[root][0]:
+            earliest[root] = (row, key)
+    remap = {k: earliest[find(k)][1] for k in parent if earliest[find(k)][1] != k}
+    if not remap:
+        return keys
+    index = pc.index_in(keys, value_set=pa.array(list(remap), pa.string()))
+    return pc.if_else(pc.is_valid(index), pc.take(pa.array(list(remap.values()), pa.string()), index), keys)

@@ -1,0 +1,281 @@
+"""Near-duplicate examples: MinHash signatures from datasketch over word 3-grams of the training text, LSH bands,
+clusters of examples whose estimated Jaccard similarity reaches the threshold.
+
+Why it matters: a near-copy in validation of a training example inflates the validation score, and many near-copies
+in train over-weight one conversation. Ingest finds the clusters; the report lists them (ids and file:line);
+`keep_first` drops the later members; otherwise the split keeps every cluster on one side.
+
+How it stays fast and flat in memory at a million examples:
+- Signatures: `datasketch.MinHash` (its default permutation scheme), one per example, computed in worker
+  processes from n-gram hashes that ftlib.quality.text builds column-wise (no Python object per word).
+- Buckets: the band layout (b bands of r rows) is datasketch's own optimum for the threshold
+  (`MinHashLSH(threshold, num_perm, weights).hashranges`, weighted towards recall). Examples whose band values
+  are equal are found by sorting each band column, not with `MinHashLSH`'s in-memory index: that index keeps a
+  dict entry and a set per band per example (measured: ~1.8 KB per example with 5 bands, so ~2 GB and more at a
+  million), while a band column costs 8 bytes per example (9 bands: 72 bytes).
+- Verification: each candidate pair is checked against the threshold with the low 8 bits of every signature value
+  (b-bit MinHash: 64 bytes per example), corrected for chance agreement; pairs that pass are joined into
+  clusters (connected components).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ftlib import parallel, store
+from ftlib.quality import rows as rows_mod
+from ftlib.quality import text as text_mod
+
+Mode = Literal["report", "keep_first", "off"]
+MODES: tuple[str, ...] = ("report", "keep_first", "off")
+_BBITS_CHANCE = 1.0 / 256.0  # two unrelated 8-bit values agree this often
+_VERIFY_CHUNK = 1 << 18  # candidate pairs compared at once (~16 MB of signature bytes)
+_LINK_COLUMNS = ("row", "id", "cluster")
+_TEXT_COLUMNS = ("messages", "chosen", "rejected")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """ingest.near_duplicates and ingest.near_duplicate_threshold from params.yaml, plus fixed sketch settings."""
+
+    mode: Mode = "report"
+    threshold: float = 0.8  # estimated Jaccard similarity of the word 3-gram sets
+    shingle_words: int = 3
+    num_perm: int = 64
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"near-duplicates mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"near-duplicate threshold must be above 0 and at most 1, got {self.threshold}; "
+                             "0.8 is a good start (lower finds looser paraphrases)")
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.mode, "threshold": self.threshold, "shingle_words": self.shingle_words,
+                "num_perm": self.num_perm}
+
+
+LSH_WEIGHTS = (0.1, 0.9)  # false positive vs false negative weight: every candidate pair is verified afterwards,
+# so the bands favour recall (64 permutations, threshold 0.8: 9 bands of 7; a pair at 0.8 becomes a candidate with
+# probability 0.88, at 0.9 with 0.997; datasketch's even weights would give 0.36 and 0.85)
+
+
+@cache
+def _band_ranges(threshold: float, num_perm: int) -> tuple[tuple[int, int], ...]:
+    """datasketch's band layout for this threshold (its optimiser, weighted towards recall)."""
+    from datasketch import MinHashLSH
+
+    return tuple(MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS).hashranges)
+
+
+@dataclass
+class Sketches:
+    """Per example of a batch: LSH band keys, 8-bit signature for verification, and whether it has any text."""
+
+    bands: np.ndarray  # (n, bands) uint64
+    bbits: np.ndarray  # (n, num_perm) uint8
+    valid: np.ndarray  # (n,) bool
+
+
+def band_keys(sigs: np.ndarray, ranges: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """One 64-bit key per band: a polynomial hash of the band's r signature values (equal bands, equal keys)."""
+    keys = np.zeros((sigs.shape[0], len(ranges)), np.uint64)
+    mult = np.uint64(0x100000001B3)
+    for k, (lo, hi) in enumerate(ranges):
+        acc = np.full(sigs.shape[0], np.uint64(0xCBF29CE484222325))
+        for j in range(lo, hi):
+            acc = acc * mult + sigs[:, j].astype(np.uint64)
+        keys[:, k] = acc
+    return keys
+
+
+def sketch_batch(batch: pa.RecordBatch, settings: Settings) -> Sketches:
+    """MinHash every example of a record batch: datasketch.MinHash over each example's n-gram hashes (folded to
+    32 bits, the input width of its default scheme)."""
+    from datasketch import MinHash
+
+    n = batch.num_rows
+    pieces, owner = text_mod.text_pieces(batch, with_attachments=True)
+    grams, rows = text_mod.ngram_hashes(pieces, owner, settings.shingle_words)
+    values = text_mod.fold32(grams).tolist()
+    bounds = text_mod.row_bounds(rows, n).tolist()
+    sigs = np.empty((n, settings.num_perm), np.uint32)
+    m = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=int)  # one object, cleared per example
+    for r in range(n):
+        m.clear()
+        m.update_batch(values[bounds[r]:bounds[r + 1]])
+        sigs[r] = m.hashvalues
+    valid = np.diff(np.asarray(bounds)) > 0
+    ranges = _band_ranges(settings.threshold, settings.num_perm)
+    return Sketches(band_keys(sigs, ranges), (sigs & 0xFF).astype(np.uint8), valid)
+
+
+def _sketch_row_group(task: tuple[str, int, Settings]) -> Sketches:
+    path, index, settings = task
+    with pq.ParquetFile(path, pre_buffer=False) as pf:  # the text columns only: attachment bytes stay on disk
+        parts = [sketch_batch(b, settings) for b in pf.iter_batches(
+            batch_size=store.BATCH_ROWS, row_groups=[index], columns=list(_TEXT_COLUMNS), use_threads=False)]
+    return Sketches(np.concatenate([p.bands for p in parts]), np.concatenate([p.bbits for p in parts]),
+                    np.concatenate([p.valid for p in parts]))
+
+
+def sketch_file(path: Path, settings: Settings, workers: int | None = None) -> Sketches:
+    """Sketches of every row of a dataset parquet file, row groups fanned out to worker processes."""
+    with pq.ParquetFile(path) as pf:
+        n = pf.metadata.num_rows
+        groups = pf.metadata.num_row_groups
+    width = len(_band_ranges(settings.threshold, settings.num_perm))
+    out = Sketches(np.zeros((n, width), np.uint64), np.zeros((n, settings.num_perm), np.uint8), np.zeros(n, bool))
+    at = 0
+    tasks = ((str(path), i, settings) for i in range(groups))
+    for part in parallel.ordered_map(_sketch_row_group, tasks, workers):
+        k = len(part.valid)
+        out.bands[at:at + k], out.bbits[at:at + k], out.valid[at:at + k] = part.bands, part.bbits, part.valid
+        at += k
+    return out
+
+
+def _similar(bbits: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
+    """Which pairs reach the threshold: agreement of the 8-bit values, corrected for chance agreement."""
+    ok = np.zeros(len(a), bool)
+    for lo in range(0, len(a), _VERIFY_CHUNK):
+        hi = lo + _VERIFY_CHUNK
+        agree = (bbits[a[lo:hi]] == bbits[b[lo:hi]]).mean(axis=1)
+        ok[lo:hi] = (agree - _BBITS_CHANCE) / (1.0 - _BBITS_CHANCE) >= threshold - 1e-9
+    return ok
+
+
+def cluster_rows(sk: Sketches, threshold: float) -> list[np.ndarray]:
+    """Clusters of near-duplicate rows (each ascending), ordered by their first row; singletons left out."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    idx = np.flatnonzero(sk.valid)
+    left: list[np.ndarray] = []
+    right: list[np.ndarray] = []
+    for k in range(sk.bands.shape[1]):
+        keys = sk.bands[idx, k]
+        order = np.argsort(keys, kind="stable")  # stable: within a bucket rows stay ascending
+        ordered = keys[order]
+        start = np.r_[True, ordered[1:] != ordered[:-1]]
+        if start.all():
+            continue
+        first = order[np.flatnonzero(start)][np.cumsum(start) - 1]
+        member = ~start
+        a, b = idx[first[member]], idx[order[member]]
+        ok = _similar(sk.bbits, a, b, threshold)
+        left.append(a[ok])
+        right.append(b[ok])
+    if not left or not sum(len(x) for x in left):
+        return []
+    a, b = np.concatenate(left), np.concatenate(right)
+    n = len(sk.valid)
+    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    rows = np.unique(np.concatenate([a, b]))
+    lab = labels[rows]
+    order = np.lexsort((rows, lab))
+    rows, lab = rows[order], lab[order]
+    cuts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    clusters = np.split(rows, cuts[1:])
+    clusters.sort(key=lambda c: int(c[0]))
+    return clusters
+
+
+# -- the ingest pass --------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """What ingest reports: the clusters with ids and sources, and which rows keep_first dropped."""
+
+    settings: Settings
+    clusters: list[list[tuple[int, str, str | None]]] = field(default_factory=list)  # (row, id, source)
+    dropped: list[tuple[str, str | None, str]] = field(default_factory=list)  # (id, source, id of kept first)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            **self.settings.describe(),
+            "cluster_count": len(self.clusters),
+            "examples": sum(len(c) for c in self.clusters),
+            "dropped": len(self.dropped),
+            "clusters": [{"ids": [i for _, i, _ in c], "sources": [s for _, _, s in c]} for c in self.clusters],
+        }
+        if self.settings.mode == "keep_first":
+            out["dropped_examples"] = [{"id": i, "source": s, "near_duplicate_of": f} for i, s, f in self.dropped]
+        return out
+
+
+def _drop_rows(path: Path, drop: np.ndarray) -> int:
+    """Rewrite the dataset parquet without the given rows (same writer, so bytes depend on the rows only)."""
+    keep = np.ones(pq.ParquetFile(path).metadata.num_rows, bool)
+    keep[drop] = False
+
+    def batches():
+        offset = 0
+        with pq.ParquetFile(path, pre_buffer=False) as pf:
+            for batch in pf.iter_batches(batch_size=store.BATCH_ROWS, use_threads=False):
+                n = batch.num_rows
+                yield batch.filter(pa.array(keep[offset:offset + n]))
+                offset += n
+
+    tmp = path.with_name(path.name + ".kept")
+    try:
+        written = store.write_parquet(tmp, batches(), atomic=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return written
+
+
+def links_table(clusters: list[list[tuple[int, str, str | None]]]) -> pa.Table:
+    """The split's input: for every member of a cluster, its row, id and the row of the cluster's first member."""
+    rows = [r for c in clusters for r, _, _ in c]
+    ids = [i for c in clusters for _, i, _ in c]
+    firsts = [c[0][0] for c in clusters for _ in c]
+    return pa.table({"row": pa.array(rows, pa.int64()), "id": pa.array(ids, pa.string()),
+                     "cluster": pa.array(firsts, pa.int64())})
+
+
+def write_links(path: Path, table: pa.Table) -> None:
+    pq.write_table(table, path, compression="zstd", write_statistics=False, version="2.6")
+
+
+def read_links(path: Path) -> pa.Table:
+    """The near-duplicate links ingest wrote; an empty table when there are none."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no near-duplicates file; it is written by `ftlib ingest` next to the "
+                                "dataset (run ingest first, or leave out --near-duplicates)")
+    table = pq.read_table(path)
+    if table.column_names != list(_LINK_COLUMNS):
+        raise ValueError(f"{path}: not a near-duplicates file (columns {table.column_names}); re-run `ftlib ingest`")
+    return table
+
+
+def run(dataset: Path, settings: Settings, links_out: Path | None, workers: int | None = None) -> Result:
+    """Find the clusters in a freshly written dataset parquet; keep_first rewrites it without the later members.
+
+    Writes the links file (row, id, cluster) the split stage reads: empty when nothing is left to keep together.
+    """
+    result = Result(settings)
+    if settings.mode != "off":
+        clusters = cluster_rows(sketch_file(dataset, settings, workers), settings.threshold)
+        if clusters:
+            meta = rows_mod.ids_and_sources(rows_mod.parquet_batches(dataset), np.concatenate(clusters))
+            result.clusters = [[(int(r), *meta[int(r)]) for r in c] for c in clusters]
+    if settings.mode == "keep_first" and result.clusters:
+        result.dropped = [(i, s, c[0][1]) for c in result.clusters for _, i, s in c[1:]]
+        _drop_rows(dataset, np.array([r for c in result.clusters for r, _, _ in c[1:]], np.int64))
+    if links_out is not None:
+        write_links(links_out, links_table(result.clusters if settings.mode == "report" else []))
+    return result
