@@ -293,3 +293,102 @@ def test_many_rejects_keep_memory_flat_and_all_are_reported(tmp_path: Path) -> N
     assert len(result.rejected) == result.KEEP_REJECTS
     print(f"{n} rejected lines: peak traced Python memory {peak / 2**20:.1f} MB")
     assert peak < 10 * 2**20  # every Issue kept in memory (and the report built in memory) takes ~25 MB here
+
+
+# -- properties (hypothesis): readers never crash or lose a line; round trips keep every byte that matters ----
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from test_secrets import V as SECRET_VALUES  # noqa: E402
+
+from ftlib import targets  # noqa: E402
+from ftlib.issues import Issue as pyIssue  # noqa: E402
+from ftlib.readers import lines as line_reader  # noqa: E402
+from ftlib.records import Example  # noqa: E402
+
+_FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
+                max_size=40).filter(str.strip)  # NUL: a file with one is read as binary (one issue)
+
+
+@_FAST
+@given(st.lists(st.binary(max_size=80) | json_values.map(lambda v: json.dumps(v).encode()), max_size=12))
+def test_any_bytes_give_one_item_per_line_with_its_line_number(tmp_path: Path, lines: list[bytes]) -> None:
+    raw = [b.replace(b"\n", b" ").replace(b"\r", b" ") for b in lines]
+    first = b"".join(raw).lstrip(b"\xef\xbb\xbf").lstrip()[:1]
+    assume(first != b"[")  # a file that opens with '[' is read as one JSON array document (readers.documents)
+    path = tmp_path / "any.jsonl"
+    path.write_bytes(b"".join(r + b"\n" for r in raw))
+    expected = [n for n, r in enumerate(raw, 1) if r.strip() and not (n == 1 and r.strip() == b"\xef\xbb\xbf")]
+    got = list(readers.read_file(path))
+    whole_file = [i for i in got if i.source == str(path)]  # e.g. a NUL byte: read as binary, one issue
+    assert all(getattr(i, "code", "") == "unreadable_file" for i in whole_file)
+    numbered = [int(item.source.rsplit(":", 1)[1]) for item in got if item.source != str(path)]
+    assert numbered == expected[: len(numbered)]
+    assert len(numbered) == len(expected) or any(getattr(i, "code", "") == "unreadable_file" for i in got)
+
+
+@_FAST
+@given(st.dictionaries(st.text(max_size=6), json_values, min_size=1, max_size=5))
+def test_no_duplicate_key_is_reported_where_there_is_none_and_every_real_one_is(obj: dict) -> None:
+    raw = json.dumps(obj).encode()
+    assert not isinstance(line_reader.parse(raw), pyIssue)
+    key = next(iter(obj))
+    doubled = raw[:-1] + b", " + json.dumps(key).encode() + b": 0}"
+    found = line_reader.parse(doubled)
+    assert isinstance(found, pyIssue) and found.code == "duplicate_key"
+
+
+@_FAST
+@given(st.lists(st.tuples(texts, texts), min_size=1, max_size=8))
+def test_csv_cells_round_trip_exactly_with_true_line_numbers(tmp_path: Path, rows: list[tuple[str, str]]) -> None:
+    import re
+
+    buf = io.StringIO()
+    csv.writer(buf).writerows([["prompt", "completion"], *map(list, rows)])  # \r\n: quotes any cell with \r or \n
+    path = tmp_path / "p.csv"
+    path.write_bytes(buf.getvalue().encode())
+    got = list(readers.read_file(path))
+    assert all(isinstance(ex, Example) for ex in got), got
+    assert [(ex.messages[0].content, ex.messages[1].content) for ex in got] == rows
+    starts, line = [], 2
+    for p, c in rows:  # a record starts where the previous one ended (cells may hold line breaks)
+        starts.append(line)
+        line += len(re.findall(r"\r\n|\r|\n", p)) + len(re.findall(r"\r\n|\r|\n", c)) + 1
+    assert [int(ex.source.rsplit(":", 1)[1]) for ex in got] == starts
+
+
+@_FAST
+@given(st.lists(st.tuples(texts, texts), min_size=1, max_size=3), st.none() | texts)
+def test_every_target_format_round_trips_a_text_conversation(turns: list[tuple[str, str]], system: str | None) -> None:
+    msgs = [m for u, a in turns for m in (("user", u), ("assistant", a))]
+    ex = Example.from_turns(msgs, system=system)
+    for target in targets.all_targets():
+        fmt = target.formats.get("sft")
+        if fmt is None:
+            continue
+        back = fmt.decode(orjson.loads(orjson.dumps(fmt.encode(ex))), "x:1")
+        assert back.id == ex.id, (target.name, fmt.name)
+
+
+@_FAST
+@given(st.text(max_size=60), st.text(max_size=60), st.sampled_from(sorted(SECRET_VALUES)), st.integers(0, 30))
+def test_a_planted_key_is_found_and_redacted_whatever_surrounds_it(before: str, after: str, name: str,
+                                                                   cut: int) -> None:
+    from ftlib.secret_scan import find_secrets, redact
+
+    value = SECRET_VALUES[name]
+    text = f"{before} {value} {after}"
+    assert find_secrets(text)
+    assert value not in redact(text)
+    ascii_value = value.isascii() and "\n" not in value
+    if ascii_value and "-" in value:  # the same key with a zero-width space pushed inside is no disguise
+        pos = value.index("-") + 1 + cut % 5
+        assert find_secrets(f"{before} {value[:pos]}\u200b{value[pos:]} {after}")
+
+

@@ -42,7 +42,7 @@ def decode_object(obj: Any, source: str, forced: str | None = None, prefer: Sequ
                            "write one JSON object per line (or per array element)", source=source)
     fmt = formats.get(forced) if forced else _pick(obj, prefer)
     if fmt is None:
-        keys = ", ".join(sorted(obj)[:8]) or "none"
+        keys = excerpt(", ".join(sorted(obj)[:8]), 80) or "none"  # keys are input: short and redacted
         return None, Issue("unknown_format", "error", f"the record (keys: {keys}) matches no known format; write it "
                            f"in one of: {_known()} (e.g. {{\"messages\": [...]}})", source=source)
     try:
