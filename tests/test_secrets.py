@@ -251,3 +251,78 @@ def test_clean_path_cost_per_example(capsys: pytest.CaptureFixture[str]) -> None
         best = min(best, (time.perf_counter_ns() - start) / len(exs))
     print(f"secret check: {best:.0f} ns/example on {len(exs)} support chats")
     assert best < 100_000  # generous: shared CI machines; the benchmark gives the real figure
+
+
+def test_no_output_of_the_pipeline_contains_a_planted_value(tmp_path: Path, capfd: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets planted in every field and in malformed rows: ingest, split, export and validate for every target;
+    no report, dataset, export, log line or error message contains any planted value."""
+    from ftlib import cli, targets
+
+    monkeypatch.setenv("FTLIB_WORKERS", "1")
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def chat(i: int, **kw) -> dict:
+        msgs = [{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}]
+        return {"messages": kw.pop("messages", msgs), **kw}
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    planted = [
+        chat(0, messages=[{"role": "user", "content": f"my key {V['aws_id']}"},
+                          {"role": "assistant", "content": "ok"}]),
+        chat(1, messages=[{"role": "user", "content": "hi", "name": V["openai"]},
+                          {"role": "assistant", "content": "x"}]),
+        chat(2, messages=[{"role": "user", "content": "look"}, {"role": "assistant", "content": None, "tool_calls": [
+            {**call, "id": V["huggingface"]}]}, {"role": "tool", "tool_call_id": V["huggingface"], "content": "r"},
+            {"role": "assistant", "content": "done"}]),
+        chat(3, messages=[{"role": "user", "content": "look"}, {"role": "assistant", "content": None, "tool_calls": [
+            {**call, "function": {"name": V["npm"], "arguments": "{}"}}]}]),
+        chat(4, metadata={"dsn": V["url_postgres"], V["gitlab"]: 1}),
+        chat(5, group=V["url_https"]),
+        chat(6, tools=[{"type": "function", "function": {"name": "f", "description": V["sendgrid"]}}]),
+        chat(7, messages=[{"role": "user", "content": [{"type": "text", "text": "see"}, {"type": "image_url",
+            "image_url": {"url": "https://bob:" + "Pa55-w0rd-9" + "@img.example.com/a.png"}}]},
+            {"role": "assistant", "content": "a cat"}]),
+        chat(8, messages=[{"role": "user", "content": "config"}, {"role": "assistant",
+                                                                  "content": V["aws_secret_env"]}]),
+        chat(9, messages=[{"role": "user", "content": V["zero_width"]}, {"role": "assistant", "content": "no"}]),
+        {"role": V["stripe"], "messages": "not a list"},  # malformed and holding a key
+        {V["github"]: "unknown shape"},
+    ]
+    lines = [orjson.dumps(o).decode() for o in planted] + ['{"broken": "' + V["jwt"]]
+    lines += [orjson.dumps(chat(100 + i, group=f"g{i % 7}")).decode() for i in range(80)]
+    (data / "chats.jsonl").write_text("\n".join(lines) + "\n")
+    (data / "pairs.csv").write_text("prompt,completion\n" + "\n".join(f"q{i},a{i}" for i in range(40))
+                                    + f"\nrow with,{V['password_eq']},one cell too many\n")
+    steps = [["ingest", "data"],
+             ["split", "build/dataset.parquet", "--seed", "1", "--ratios", "train=0.6,validation=0.4"]]
+    for t in targets.all_targets():
+        if t.export_name == t.name:
+            steps += [["export", "build/splits", "--provider", t.name],
+                      ["validate", f"build/export/{t.name}", "--provider", t.name]]
+    printed = ""
+    for argv in steps:
+        try:
+            cli.main(argv)
+        except SystemExit as e:
+            assert e.code in (0, 1, None), (argv, e.code)
+        out = capfd.readouterr()
+        printed += out.out + out.err
+    result = orjson.loads((tmp_path / "reports" / "ingest.json").read_bytes())
+    assert result["rejected"] >= len(planted) + 2
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and data not in p.parents]
+    assert any(p.suffix == ".parquet" for p in written) and any(p.suffix == ".jsonl" for p in written)
+    def text_of(p: Path) -> str:  # parquet pages are compressed: search the decoded rows
+        if p.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(p)
+            rows = table.drop_columns([c for c in ("blobs",) if c in table.column_names]).to_pylist()
+            return orjson.dumps(rows, default=str).decode()
+        return p.read_bytes().decode("utf-8", "replace")
+
+    leaks = [(p.name, piece) for p in written for piece in PLANTED if piece in text_of(p)]
+    leaks += [("output", piece) for piece in PLANTED if piece in printed]
+    assert leaks == []
