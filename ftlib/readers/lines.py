@@ -95,11 +95,12 @@ def _find_dup(value: Any, at: str) -> tuple[str, str] | None:
 
 
 def _duplicate_key(raw: bytes, obj: Any) -> Issue | None:
-    """JSON parsers keep the last of two equal keys, silently dropping the first value. Cheap test first: the keys
-    end in '":' in the raw text and in orjson's re-serialisation alike, unless a key was repeated; only lines whose
-    counts differ (repeats, or unusual spacing or escapes) are parsed again, slowly, to find the repeated key."""
+    """JSON parsers keep the last of two equal keys, silently dropping the first value. Cheap test first (~1 us a
+    line): the raw text and orjson's re-serialisation hold the same number of ':' (orjson never escapes one) unless a
+    key was repeated, which adds its ':' and the dropped value's; only lines whose counts differ (repeats, or a
+    \\u003a escape) are parsed again, slowly, to find the repeated key."""
     try:
-        if raw.count(b'":') == orjson.dumps(obj).count(b'":'):
+        if raw.count(b":") == orjson.dumps(obj).count(b":"):
             return None
     except TypeError:  # too deep to re-serialise: the reader's depth check reports it
         return None
