@@ -86,13 +86,14 @@ def compare(name: str, ref: dict[str, str], got: dict[str, str], allow: list[str
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ref", default="HEAD", help="git revision with the code before the change")
+    ap.add_argument("--ref-dir", type=Path, help="a folder holding the code before the change (instead of --ref)")
     ap.add_argument("--n", type=int, default=20000, help="synthetic chats added to the sample data")
     ap.add_argument("--workers", default="1,2", help="worker counts to run the working tree with")
     ap.add_argument("--allow", nargs="*", default=[], help="globs of files a change may alter (e.g. build/*.parquet)")
     args = ap.parse_args()
     inp = check_input(args.n)
-    tree = ref_tree(args.ref)
-    print(f"reference {args.ref} ({tree.name}) on {inp.name} ...", flush=True)
+    tree = args.ref_dir.resolve() if args.ref_dir else ref_tree(args.ref)
+    print(f"reference {args.ref_dir or args.ref} ({tree.name}) on {inp.name} ...", flush=True)
     ref = run_tree(tree, inp, OUT / "check-ref", workers=2)
     print(f"  {len(ref)} files", flush=True)
     bad = 0

@@ -147,6 +147,11 @@ def export_cmd(
     params: Annotated[Path | None, typer.Option(
         help="params.yaml whose providers.PROVIDER.strategy shapes the examples (reasoning, JSON or tool-call "
              "replies)")] = None,
+    base_model: Annotated[str | None, typer.Option(
+        "--base-model", help="With --checks: validate for this model while writing")] = None,
+    checks: Annotated[Path | None, typer.Option(
+        help="Also validate every line as it is written and save the findings here, for `ftlib validate --checks` "
+             "(which then need not decode the files again)")] = None,
 ) -> None:
     """Write each split as JSONL in the provider's format(s); report what could not be exported."""
     from ftlib import strategies
@@ -159,7 +164,8 @@ def export_cmd(
 
     check_split_files(splits_dir)  # corrupt or foreign split files: one line naming the file
     with progress_bar(f"export {provider}") as advance:
-        result = pipeline.export(splits_dir, provider, out_dir, report, progress=advance, strategy=strategy)
+        result = pipeline.export(splits_dir, provider, out_dir, report, progress=advance, strategy=strategy,
+                                 checks=checks, base_model=base_model)
     files = ", ".join(f"{k}: {v}" for k, v in result["files"].items())
     out.print(f"export {provider}: {files}; skipped {result['skipped']} (see {report}) -> {out_dir}")
 
@@ -172,13 +178,16 @@ def validate_cmd(
     report: Annotated[Path | None, typer.Option(help="Default reports/validation/PROVIDER.json")] = None,
     estimate: Annotated[Path | None, typer.Option(help="Token/cost estimate JSON (a DVC metric)")] = None,
     params: Annotated[Path | None, typer.Option(help="params.yaml with optional prices overrides")] = None,
+    checks: Annotated[Path | None, typer.Option(
+        help="The checks file `ftlib export --checks` wrote: used when it matches these exact files (sha256), "
+             "target, base model and ftlib code; otherwise every line is decoded and checked")] = None,
 ) -> None:
     """Check exported files against the provider's rules. Exit 1 when there are errors."""
     report = report or layout.report("validation", provider)
     prices = params_file.load(params, required=True).get("prices") if params else None
     with progress_bar(f"validate {provider}") as advance:
         result = pipeline.validate_export(export_dir, provider, base_model, report, estimate, prices=prices,
-                                          progress=advance)
+                                          progress=advance, checks=checks)
     out.print(f"validate {provider}: {result['errors']} error(s), {result['warnings']} warning(s) (report: {report})")
     if not result["ok"]:
         raise typer.Exit(1)

@@ -17,7 +17,20 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ftlib import atomic, formats, jsonfile, layout, parallel, readers, store, strategies, targets, tokens, validate
+from ftlib import (
+    atomic,
+    export_checks,
+    formats,
+    jsonfile,
+    layout,
+    parallel,
+    readers,
+    store,
+    strategies,
+    targets,
+    tokens,
+    validate,
+)
 from ftlib import split as splitting
 from ftlib.dataset import Dataset
 from ftlib.digest import sha256_file
@@ -255,36 +268,38 @@ class _Encoded:
     blobs: dict[str, bytes]
     counts: Counter
     issues: list[Issue]
+    checks: dict[str, export_checks.LineChecks]  # per kind, when export also validates (export_checks)
 
 
-def _export_row_group(task: tuple[str, int, str, strategies.Strategy | None]) -> _Encoded:
-    """Read, shape (the target's training strategy) and encode one parquet row group; only joined bytes travel
-    back, so memory stays small."""
-    path, row_group, provider, strategy = task
-    parts: dict[str, list[bytes]] = {}
-    issues: list[Issue] = []
+def _export_row_group(
+    task: tuple[str, int, str, strategies.Strategy | None, export_checks.Checker | None],
+) -> _Encoded:
+    """Read, shape (the target's training strategy), encode and (when asked) check one parquet row group; only
+    joined bytes and findings travel back, so memory stays small."""
+    path, row_group, provider, strategy, checker = task
+    done = export_checks.Encoded()
     for batch in store.read_row_group(Path(path), row_group):
         examples = store.examples_from_batch(batch)
         if strategy is not None:
             examples, skipped = strategies.apply_all(examples, strategy, provider)
-            issues.extend(skipped)
-        for item in formats.encode_lines(examples, provider):
-            if isinstance(item, Issue):
-                issues.append(item)
-            else:
-                parts.setdefault(item[0], []).append(item[1])
+            done.issues.extend(skipped)
+        done.add(examples, provider, checker, Path(path).stem)
+    parts = done.parts
     return _Encoded({k: b"".join(v) for k, v in parts.items()}, Counter({k: len(v) for k, v in parts.items()}),
-                    issues)
+                    done.issues, done.checks)
 
 
 def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None = None,
            progress: Progress | None = None, workers: int | None = None,
-           strategy: strategies.Strategy | None = None) -> dict[str, Any]:
+           strategy: strategies.Strategy | None = None, checks: Path | None = None,
+           base_model: str | None = None) -> dict[str, Any]:
     """Split parquet files -> JSONL per split and example kind in the provider's formats.
 
     Examples the format cannot hold are skipped and listed per example; information a format drops
     (losses) is listed too. Nothing disappears without a line in the report. A training strategy
     (providers.<target>.strategy) shapes each example first; examples it cannot shape are skipped the same way.
+    With `checks`, every line is also validated for `base_model` as it is written (ftlib.export_checks), so
+    validate_export(..., checks=) need not decode the files again.
     """
     target = targets.get(provider)
     if strategy is not None:
@@ -292,12 +307,15 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
     split_files = _split_files(Path(splits_dir))  # checked before anything is touched: a bad input keeps the export
     issues: list[Issue] = []
     files: dict[str, int] = {}
+    checker = export_checks.Checker(provider, base_model) if checks else None
+    checked: dict[str, export_checks.FileChecks] = {}
     # Every file of the export and the report appear together: a temp folder swapped in whole, then the report.
     with atomic.staged() as outputs:
         tmp = outputs.folder(Path(out_dir))
         for split_file in split_files:
             handles: dict[str, Any] = {}
-            tasks = ((str(split_file), i, provider, strategy) for i in range(store.row_groups(split_file)))
+            tasks = ((str(split_file), i, provider, strategy, checker)
+                     for i in range(store.row_groups(split_file)))
             try:
                 for done in parallel.ordered_map(_export_row_group, tasks, workers):
                     issues.extend(done.issues)
@@ -306,6 +324,10 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
                         fh = handles.get(name) or handles.setdefault(name, (tmp / name).open("wb"))
                         fh.write(blob)
                         files[name] = files.get(name, 0) + done.counts[kind]
+                        if checker is not None:
+                            fc = checked.get(name) or checked.setdefault(name, export_checks.FileChecks(
+                                (Path(out_dir) / name).as_posix(), checker.new_report(split_file.stem).report))
+                            fc.add(blob, done.counts[kind], done.checks.get(kind))
                     if progress:
                         progress(sum(done.counts.values()))
             finally:
@@ -321,6 +343,9 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
         }
         if report:
             outputs.write_bytes(Path(report), jsonfile.dumps(result))
+        if checks:
+            outputs.write_bytes(Path(checks), jsonfile.dumps(
+                export_checks.checks_document(provider, base_model, Path(out_dir), checked)))
     return result
 
 
@@ -363,18 +388,34 @@ def _validate_chunk(task: tuple[str, str, str, str | None, str, list[tuple[int, 
 def validate_export(
     export_dir: Path, provider: str, base_model: str | None = None, report: Path | None = None,
     estimate_out: Path | None = None, prices: dict[str, float] | None = None, n_epochs: int | None = None,
-    progress: Progress | None = None, workers: int | None = None,
+    progress: Progress | None = None, workers: int | None = None, checks: Path | None = None,
 ) -> dict[str, Any]:
-    """Check every exported file against the provider's rules; write the report and the train-file estimate."""
+    """Check every exported file against the provider's rules; write the report and the train-file estimate.
+
+    `checks`: the file export wrote while it validated these files (ftlib.export_checks); used only when it
+    matches these exact bytes, target, base model and code, else every line is decoded and checked here.
+    """
     target_formats = targets.get(provider).formats
     files = sorted(export_dir.glob("*.jsonl"))
     if not files:
         raise StageError(f"no .jsonl files in {export_dir}; run `ftlib export ... --out {export_dir}` first")
     per_file: dict[str, Any] = {}
     estimates: dict[str, Any] = {}
+    # sha256: the submit guard (ftlib.upload_check) reuses this report only for these exact bytes
+    shas = {path.name: sha256_file(path) for path in files}
+    found = export_checks.load_usable(checks, export_dir, provider, base_model, shas)
     for path in files:
         kind = layout.kind_of(path.name)
         split_name = path.name.split(".")[0]
+        if found is not None:  # export checked these very bytes while writing them
+            entry = found[path.name]
+            per_file[path.name] = {**entry["report"], "sha256": shas[path.name]}
+            if split_name == "train":
+                estimates[path.name] = {**tokens.estimate(entry["tokens"], provider, base_model, n_epochs=n_epochs,
+                                                          prices=prices), "sha256": shas[path.name]}
+            if progress:
+                progress(entry["report"]["examples"])
+            continue
         fmt = target_formats.get(kind)
         if fmt is None:
             raise StageError(f"{path}: {provider} has no {kind} format; re-run `ftlib export` into a clean folder")
@@ -386,11 +427,10 @@ def validate_export(
             if progress:
                 progress(part.examples)
         validate.finish_dataset(checked, base_model)
-        # sha256: the submit guard (ftlib.upload_check) reuses this report only for these exact bytes
-        per_file[path.name] = {**checked.to_dict(max_issues=1000), "sha256": sha256_file(path)}
+        per_file[path.name] = {**checked.to_dict(max_issues=1000), "sha256": shas[path.name]}
         if split_name == "train":
             estimates[path.name] = {**tokens.estimate(checked.tokens, provider, base_model, n_epochs=n_epochs,
-                                                      prices=prices), "sha256": sha256_file(path)}
+                                                      prices=prices), "sha256": shas[path.name]}
     errors = sum(f["errors"] for f in per_file.values())
     result = {
         "provider": provider,

@@ -24,8 +24,8 @@ from ftlib.records import Example
 from ftlib.targets.base import Target
 from ftlib.tokens import TokenStats
 
-__all__ = ["ValidationReport", "check_basic", "check_dataset", "check_example", "finish_dataset", "report_dict",
-           "validate_dataset"]
+__all__ = ["ValidationReport", "check_basic", "check_dataset", "check_example", "check_line", "finish_dataset",
+           "report_dict", "validate_dataset"]
 
 
 # -- entry points ------------------------------------------------------------------------------------
@@ -55,6 +55,12 @@ def _check(ex: Example, target: Target, spec: ModelSpec, line: Any, with_line: b
     n = tokens.count_with_spec(ex, spec)
     _token_issue(ex, n, spec, s)
     return dedupe(s.issues), n
+
+
+def check_line(ex: Example, target: Target, spec: ModelSpec, line: Any) -> tuple[list[Issue], int]:
+    """Issues and token count of one example read from an exported line (`line`: the parsed JSON), as the
+    validate stage finds them; export calls this while it writes the line (ftlib.export_checks)."""
+    return _check(ex, target, spec, line, True)
 
 
 def check_example(
@@ -93,6 +99,13 @@ class ValidationReport:
         report = cls(provider, base_model or targets.get(provider).default_base_model, split)
         report.exact_tokens = tokens.spec_for(provider, base_model).exact
         return report
+
+    def add(self, kind: str, issues: list[Issue], tokens: int) -> None:
+        """Count one checked example."""
+        self.issues.extend(issues)
+        self.examples += 1
+        self.kinds[kind] += 1
+        self.tokens.add(tokens)
 
     def merge(self, other: ValidationReport) -> None:
         """Fold in the report of the next chunk of the same file (issues stay in file order)."""
@@ -142,10 +155,7 @@ def validate_dataset(
     for ex in examples:
         line = next(line_iter, None) if line_iter is not None else None
         found, n = _check(ex, target, spec, line, line_iter is not None)
-        report.issues.extend(found)
-        report.examples += 1
-        report.kinds[ex.kind] += 1
-        report.tokens.add(n)
+        report.add(ex.kind, found, n)
     if dataset_rules:
         finish_dataset(report, base_model)
     return report
