@@ -23,7 +23,8 @@ import pyarrow as pa
 from ftlib.quality import text as text_mod
 
 PARTITION_BITS = 5
-_GRAM = np.dtype([("h", "<u8"), ("r", "<u4")])  # n-gram hash, row it came from (12 bytes)
+_PARTS = 1 << PARTITION_BITS
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass(frozen=True)
@@ -42,33 +43,35 @@ class Settings:
 
 
 class Spill:
-    """N-gram hashes (with their row) appended to one temp file per hash partition."""
+    """N-gram hashes and their rows appended to two temp files per hash partition (top bits of the hash)."""
 
     def __init__(self, folder: Path, name: str) -> None:
-        self.paths = [folder / f"{name}.{p:02d}.bin" for p in range(1 << PARTITION_BITS)]
-        self._files = [p.open("wb") for p in self.paths]
+        self._paths = [(folder / f"{name}.{p:02d}.h", folder / f"{name}.{p:02d}.r") for p in range(_PARTS)]
+        self._files = [(h.open("wb"), r.open("wb")) for h, r in self._paths]
         self.grams = 0
 
     def add(self, hashes: np.ndarray, rows: np.ndarray) -> None:
         if not len(hashes):
             return
-        records = np.empty(len(hashes), _GRAM)
-        records["h"], records["r"] = hashes, rows
-        part = (hashes >> np.uint64(64 - PARTITION_BITS)).astype(np.int64)
-        order = np.argsort(part, kind="stable")
-        records, part = records[order], part[order]
-        cuts = np.searchsorted(part, np.arange((1 << PARTITION_BITS) + 1))
-        for p in range(1 << PARTITION_BITS):
-            if cuts[p + 1] > cuts[p]:
-                records[cuts[p]:cuts[p + 1]].tofile(self._files[p])
+        part = (hashes >> np.uint64(64 - PARTITION_BITS)).astype(np.uint8)
+        order = np.argsort(part, kind="stable")  # a radix sort on one byte
+        hashes, rows, part = hashes[order], rows[order].astype(np.uint32), part[order]
+        cuts = np.searchsorted(part, np.arange(_PARTS + 1))
+        for p in range(_PARTS):
+            lo, hi = cuts[p], cuts[p + 1]
+            if hi > lo:
+                hashes[lo:hi].tofile(self._files[p][0])
+                rows[lo:hi].tofile(self._files[p][1])
         self.grams += len(hashes)
 
     def close(self) -> None:
-        for f in self._files:
-            f.close()
+        for h, r in self._files:
+            h.close()
+            r.close()
 
-    def load(self, p: int) -> np.ndarray:
-        return np.fromfile(self.paths[p], dtype=_GRAM)
+    def load(self, p: int) -> tuple[np.ndarray, np.ndarray]:
+        h, r = self._paths[p]
+        return np.fromfile(h, dtype=np.uint64), np.fromfile(r, dtype=np.uint32)
 
 
 def spill_batches(spill: Spill, batches: Iterable[pa.RecordBatch], n: int, row_offset: int = 0) -> int:
@@ -76,7 +79,7 @@ def spill_batches(spill: Spill, batches: Iterable[pa.RecordBatch], n: int, row_o
     rows_read = 0
     for batch in batches:
         pieces, owner = text_mod.text_pieces(batch)
-        grams, rows = text_mod.ngram_hashes(pieces, owner, n)
+        grams, rows = text_mod.ngram_hashes(pieces, owner, n, by_row=False)
         spill.add(grams, rows + row_offset + rows_read)
         rows_read += batch.num_rows
     return rows_read
@@ -95,27 +98,38 @@ class Overlap:
         return np.divide(self.found, self.grams, out=np.zeros(len(self.grams)), where=self.grams > 0)
 
 
+def _distinct_pairs(h: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One (hash, row) per distinct n-gram of a row, ordered by hash (a mixed 64-bit key per pair)."""
+    key = h ^ (r.astype(np.uint64) * _MIX)
+    _, first = np.unique(key, return_index=True)
+    h, r = h[first], r[first]
+    order = np.argsort(h)
+    return h[order], r[order]
+
+
 def join(train: Spill, held: Spill, held_rows: int) -> Overlap:
     """For each held-out row, the share of its distinct n-grams found in train, partition by partition."""
     out = Overlap(np.zeros(held_rows, np.int64), np.zeros(held_rows, np.int64), np.full(held_rows, -1, np.int64))
-    for p in range(1 << PARTITION_BITS):
-        h = held.load(p)
-        if not len(h):
+    for p in range(_PARTS):
+        hh, hr = held.load(p)
+        if not len(hh):
             continue
-        h = np.unique(h)  # one (hash, row) pair per distinct n-gram of a row
-        out.grams += np.bincount(h["r"], minlength=held_rows)
-        t = train.load(p)
-        if not len(t):
+        hh, hr = _distinct_pairs(hh, hr)
+        out.grams += np.bincount(hr, minlength=held_rows)
+        th, tr = train.load(p)
+        if not len(th):
             continue
-        t = t[np.argsort(t["h"], kind="stable")]
-        pos = np.searchsorted(t["h"], h["h"])
-        hit = pos < len(t)
-        hit[hit] = t["h"][pos[hit]] == h["h"][hit]
-        rows = h["r"][hit].astype(np.int64)
+        order = np.argsort(th)
+        th, tr = th[order], tr[order]
+        starts = np.flatnonzero(np.r_[True, th[1:] != th[:-1]])
+        keys, first_row = th[starts], np.minimum.reduceat(tr, starts)  # each train n-gram: its lowest train row
+        pos = np.minimum(np.searchsorted(keys, hh), len(keys) - 1)
+        hit = keys[pos] == hh
+        rows = hr[hit].astype(np.int64)
         out.found += np.bincount(rows, minlength=held_rows)
-        # Partitions run in hash order and h is sorted by hash: the first hit of a row is its smallest hash.
+        # Partitions run in hash order and hh is sorted by hash: a row's first hit is its smallest shared n-gram.
         fresh = out.train_row[rows] < 0
-        rows, sources = rows[fresh], t["r"][pos[hit][fresh]].astype(np.int64)
+        rows, sources = rows[fresh], first_row[pos[hit][fresh]].astype(np.int64)
         first = np.unique(rows, return_index=True)[1]
         out.train_row[rows[first]] = sources[first]
     return out

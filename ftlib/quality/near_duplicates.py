@@ -40,6 +40,7 @@ _BBITS_CHANCE = 1.0 / 256.0  # two unrelated 8-bit values agree this often
 _VERIFY_CHUNK = 1 << 18  # candidate pairs compared at once (~16 MB of signature bytes)
 _LINK_COLUMNS = ("row", "id", "cluster")
 _TEXT_COLUMNS = ("messages", "chosen", "rejected")
+_SKETCH_ROWS = 2048  # rows hashed at once in a worker: ~70 MB of temporaries at ~100 words per example
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,13 @@ def sketch_batch(batch: pa.RecordBatch, settings: Settings) -> Sketches:
 
 def _sketch_row_group(task: tuple[str, int, Settings]) -> Sketches:
     path, index, settings = task
+    parts = []
+    pool = pa.default_memory_pool()
     with pq.ParquetFile(path, pre_buffer=False) as pf:  # the text columns only: attachment bytes stay on disk
-        parts = [sketch_batch(b, settings) for b in pf.iter_batches(
-            batch_size=store.BATCH_ROWS, row_groups=[index], columns=list(_TEXT_COLUMNS), use_threads=False)]
+        for batch in pf.iter_batches(batch_size=_SKETCH_ROWS, row_groups=[index], columns=list(_TEXT_COLUMNS),
+                                     use_threads=False):
+            parts.append(sketch_batch(batch, settings))
+            pool.release_unused()  # the n-gram temporaries of one batch, returned before the next
     return Sketches(np.concatenate([p.bands for p in parts]), np.concatenate([p.bbits for p in parts]),
                     np.concatenate([p.valid for p in parts]))
 

@@ -85,8 +85,8 @@ def _word_hashes(words: pa.Array) -> np.ndarray:
     return table[np.asarray(encoded.indices)]
 
 
-def ngram_hashes(text: pa.Array, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(64-bit hash per word n-gram, row it belongs to), rows ascending (stable within a row).
+def ngram_hashes(text: pa.Array, owner: np.ndarray, n: int, by_row: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hash per word n-gram, row it belongs to); with by_row, rows ascending (stable within a row).
 
     Each piece of text is split into words; an n-gram never spans two pieces; a piece with 1..n-1 words
     gives one shorter gram; a piece with no words gives none.
@@ -115,6 +115,8 @@ def ngram_hashes(text: pa.Array, owner: np.ndarray, n: int) -> tuple[np.ndarray,
         part = np.where(inside, part * _MULT + w[np.minimum(s_at + j, m - 1)], part)
     grams = np.concatenate([full, part])
     rows = owner[piece[np.concatenate([at, s_at])]]
+    if not by_row:
+        return grams, rows
     order = np.argsort(rows, kind="stable")
     return grams[order], rows[order]
 
