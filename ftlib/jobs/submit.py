@@ -68,11 +68,11 @@ def submit_once(backend: Backend, spec: JobSpec, ledger: Ledger, *, console: Con
             say(f"[{name}] found existing job {job_id} for key {key} at the provider")
             return _resumed(backend, job_id, say)
 
+        check_data = getattr(backend, "check_data", None)  # optional: refuse bad data before the intent is recorded
+        if check_data is not None:  # the backend's own preflight first: it names what its trainer would refuse
+            check_data(spec)
         if guard is not None:
             guard(spec)
-        check_data = getattr(backend, "check_data", None)  # optional: refuse bad data before the intent is recorded
-        if check_data is not None:
-            check_data(spec)
         ledger.update(name, key, **base, status=SUBMITTING)
         train_ref = _upload(backend, spec, ledger, spec.train_file, spec.train_sha256, "train_ref", say)
         val_ref = None
