@@ -7,7 +7,7 @@ Run standalone as `python -m ftlib.cli_jobs ...` (the crash tests do).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -17,10 +17,9 @@ from rich.table import Table
 from ftlib import layout, targets
 from ftlib import params as params_file
 from ftlib.errors import ProviderError, exit_codes
-from ftlib.finetune import backend_options, plan_or_submit
-from ftlib.jobs.ledger import Ledger
-from ftlib.jobs.spec import Backend, JobStatus
-from ftlib.jobs.submit import Poll
+
+if TYPE_CHECKING:  # the job layer (pydantic, SDK adapters) loads when a job command runs, not for `ftlib --help`
+    from ftlib.jobs.spec import Backend, JobStatus
 
 ProviderOpt = Annotated[str, typer.Option("--provider", "-p", help="a target with a job backend (`ftlib targets`)")]
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml holding finetune.<target> settings")]
@@ -42,6 +41,8 @@ def load_settings(path: Path, provider: str) -> dict[str, Any]:
 
 
 def _backend(params: Path, provider: str) -> Backend:
+    from ftlib.finetune import backend_options
+
     backend = targets.get(provider).make_backend(backend_options(load_settings(params, provider)))
     backend.check_config()
     return backend
@@ -83,6 +84,9 @@ def finetune(
     """Plan a fine-tuning job, or submit it exactly once with --submit (and --wait for the model id).
 
     Before a job is created the exact files to upload are checked with the target's rules, secrets included."""
+    from ftlib.finetune import plan_or_submit
+    from ftlib.jobs.submit import Poll
+
     with exit_codes(_INTERRUPTED):
         loaded = params_file.load(params)
         settings = params_file.finetune_settings(loaded, provider)
@@ -114,6 +118,8 @@ def status(
     models_dir: ModelsOpt = layout.MODELS,
 ) -> None:
     """Show a job's state (by id or by ftlib job key) and record it in the ledger."""
+    from ftlib.jobs.ledger import Ledger
+
     with exit_codes(_INTERRUPTED):
         ledger = Ledger(models_dir)
         if not job_id and not key:
@@ -138,6 +144,8 @@ def models(
     models_dir: ModelsOpt = layout.MODELS,
 ) -> None:
     """Fine-tuned models and jobs recorded under models/, next to the dataset hash they were trained on."""
+    from ftlib.jobs.ledger import Ledger
+
     with exit_codes(_INTERRUPTED):
         records = Ledger(models_dir).records()
         rows = [{**{k: r.get(k) for k in ("dataset_sha256", "provider", "base_model", "status", "model_id", "job_id",
@@ -163,6 +171,8 @@ def cancel(
     models_dir: ModelsOpt = layout.MODELS,
 ) -> None:
     """Cancel a running job (the ledger keeps the record with status cancelled)."""
+    from ftlib.jobs.ledger import Ledger
+
     with exit_codes(_INTERRUPTED):
         backend = _backend(params, provider)
         backend.cancel(job_id)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ftlib.targets.base import METHOD_KIND, Kind, Method
+if TYPE_CHECKING:  # targets.base pulls in pydantic: not on the path of `ftlib --help` and every stage's start-up
+    from ftlib.targets.base import Kind, Method
 
 DATA = Path("data")
 BUILD = Path("build")
@@ -129,6 +131,8 @@ def kind_of(file_name: str) -> Kind:
 
 def method_files(method: Method) -> tuple[str, str]:
     """(training file, validation file) names a job of this method reads from an export folder."""
+    from ftlib.targets.base import METHOD_KIND
+
     kind = METHOD_KIND[method]
     return export_file("train", kind), export_file("validation", kind)
 

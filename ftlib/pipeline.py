@@ -308,6 +308,8 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
     issues: list[Issue] = []
     files: dict[str, int] = {}
     checker = export_checks.Checker(provider, base_model) if checks else None
+    if checker is not None:
+        checker.prepare()  # before the workers fork: they inherit the tokenizer instead of each building it
     checked: dict[str, export_checks.FileChecks] = {}
     # Every file of the export and the report appear together: a temp folder swapped in whole, then the report.
     with atomic.staged() as outputs:

@@ -150,51 +150,78 @@ def _patch_tokens(w: int, h: int, multiplier: float) -> int:
 
 
 # -- counting ----------------------------------------------------------------------------------------
-_COUNTS: dict[tuple[str, str], int] = {}
 _CACHE_MAX_CHARS = 2048  # roles, names and system prompts repeat across examples; long unique texts do not
 _CACHE_MAX_ENTRIES = 4096  # a few MB per process: enough for the texts that repeat, flat however many do not
 
 
-def _count(enc: tiktoken.Encoding, text: str) -> int:
-    """len(encode_ordinary(text)), remembered for short texts: real datasets repeat their system prompts."""
-    if len(text) > _CACHE_MAX_CHARS:
-        return len(enc.encode_ordinary(text))
-    key = (enc.name, text)
-    n = _COUNTS.get(key)
-    if n is None:
-        if len(_COUNTS) >= _CACHE_MAX_ENTRIES:  # repeated texts come straight back; unique ones cost one encode
-            _COUNTS.clear()
-        n = _COUNTS[key] = len(enc.encode_ordinary(text))
-    return n
+class _Counter:
+    """len(encode_ordinary(text)) for one encoding, as cheaply as Python allows: the Rust encoder is called
+    directly (tiktoken's wrapper adds a frame per call, and this runs ~10 times per example), and short texts are
+    remembered (real datasets repeat roles, names and system prompts)."""
+
+    __slots__ = ("_cache", "_core", "enc")
+
+    def __init__(self, enc: tiktoken.Encoding) -> None:
+        self.enc = enc
+        core = getattr(enc, "_core_bpe", None)  # what Encoding.encode_ordinary calls for valid text
+        self._core = core.encode_ordinary if core is not None else enc.encode_ordinary
+        self._cache: dict[str, int] = {}
+
+    def uncached(self, text: str) -> int:
+        try:
+            return len(self._core(text))
+        except UnicodeEncodeError:  # lone surrogates: tiktoken's own wrapper knows how to clean them
+            return len(self.enc.encode_ordinary(text))
+
+    def __call__(self, text: str) -> int:
+        if len(text) > _CACHE_MAX_CHARS:
+            return self.uncached(text)
+        cache = self._cache
+        n = cache.get(text)
+        if n is None:
+            if len(cache) >= _CACHE_MAX_ENTRIES:  # repeated texts come straight back; unique ones cost one encode
+                cache.clear()
+            n = cache[text] = self.uncached(text)
+        return n
 
 
-def _message_tokens(m: Message, enc: tiktoken.Encoding, spec: ModelSpec, thinking: bool) -> int:
-    n = TOKENS_PER_MESSAGE + _count(enc, m.role)
+_COUNTERS: dict[str, _Counter] = {}
+
+
+def _counter(name: str) -> _Counter:
+    c = _COUNTERS.get(name)
+    if c is None:
+        c = _COUNTERS[name] = _Counter(encoder(name))
+    return c
+
+
+def _message_tokens(m: Message, count: _Counter, spec: ModelSpec, thinking: bool) -> int:
+    n = TOKENS_PER_MESSAGE + count(m.role)
     if m.content:
-        n += _count(enc, m.content)
+        n += count(m.content)
     if m.name:
-        n += _count(enc, m.name) + TOKENS_PER_NAME
+        n += count(m.name) + TOKENS_PER_NAME
     if m.tool_calls:
         calls = [{"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}
                  for t in m.tool_calls]
-        n += len(enc.encode_ordinary(orjson.dumps(calls).decode()))
+        n += count.uncached(orjson.dumps(calls).decode())
     if m.tool_call_id:
-        n += len(enc.encode_ordinary(m.tool_call_id))
+        n += count.uncached(m.tool_call_id)
     if thinking and m.thinking:
-        n += len(enc.encode_ordinary(m.thinking))
+        n += count.uncached(m.thinking)
     for a in m.attachments:
         n += image_tokens(a, spec) if a.is_image else 0
     return n
 
 
 def _raw_count(ex: Example, spec: ModelSpec) -> int:
-    enc = encoder(spec.encoding)
+    count = _counter(spec.encoding)
     thinking = spec.counts_thinking
     n = REPLY_PRIMING
     for m in ex.all_messages():
-        n += _message_tokens(m, enc, spec, thinking)
+        n += _message_tokens(m, count, spec, thinking)
     if ex.tools:
-        n += len(enc.encode_ordinary(orjson.dumps(list(ex.tools)).decode()))
+        n += count.uncached(orjson.dumps(list(ex.tools)).decode())
     return n
 
 

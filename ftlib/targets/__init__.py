@@ -7,14 +7,28 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
-from ftlib.targets.base import Target
+if TYPE_CHECKING:
+    from ftlib.targets.base import Target
 
 GROUP = "ftlib.targets"
 
 
+def __getattr__(name: str) -> Any:
+    """`Target` on first use: importing this package stays cheap (targets.base loads pydantic), so modules that
+    only may need a target (params, the CLI's command modules) cost nothing at start-up."""
+    if name == "Target":
+        from ftlib.targets.base import Target
+
+        return Target
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @cache
 def _discovered() -> dict[str, Target]:
+    from ftlib.targets.base import Target
+
     found: dict[str, Target] = {}
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         obj = ep.load()
