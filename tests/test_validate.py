@@ -622,3 +622,27 @@ def test_ingest_rejects_local_and_mislabelled_attachments_with_file_and_line(tmp
     assert rejects == {(f"{src}:2", "local_attachment_path"), (f"{src}:3", "local_attachment_path"),
                        (f"{src}:4", "attachment_type_mismatch")}
     assert "/etc/passwd" not in (tmp_path / "report.json").read_text()
+
+
+def test_cli_accept_warnings_submits_a_file_with_warnings(openai_emu, tmp_path) -> None:
+    import typer
+    import yaml
+    from typer.testing import CliRunner
+
+    from ftlib.cli_jobs import register
+
+    app = typer.Typer()
+    register(app)
+    lines = [_line(i) for i in range(12)]
+    lines[2] = _line(2, notes="x")
+    export = _export(tmp_path, lines)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"finetune": {"openai": _SETTINGS}}))
+    args = ["finetune", str(export), "--provider", "openai", "--params", str(params), "--submit", "--no-wait",
+            "--models-dir", str(tmp_path / "models")]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1 and "train.jsonl:3" in refused.output and "--accept-warnings" in refused.output
+    assert openai_emu.jobs == {}
+    done = CliRunner().invoke(app, [*args, "--accept-warnings"])
+    assert done.exit_code == 0, done.output
+    assert len(openai_emu.jobs) == 1
