@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ftlib import formats, readers, store, targets, tokens, validate
+from ftlib import atomic, formats, readers, store, targets, tokens, validate
 from ftlib import split as splitting
 from ftlib.issues import Issue
 from ftlib.records import Example
@@ -391,21 +391,14 @@ class Dataset:
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
         data = self._one_file(target, kind, f"writing {path.name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         result = ExportResult(path, 0)
-        try:
-            with tmp.open("wb") as f:
-                for item in data._encode(target):
-                    if isinstance(item, bytes):
-                        f.write(item)
-                        result.written += 1
-                    else:
-                        result.issues.append(item)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic.replacing(path) as f:  # a temp name unique to this call: two writers of one path never share it
+            for item in data._encode(target):
+                if isinstance(item, bytes):
+                    f.write(item)
+                    result.written += 1
+                else:
+                    result.issues.append(item)
         return result
 
     # -- checking -----------------------------------------------------------------------------------

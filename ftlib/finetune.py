@@ -7,15 +7,13 @@ ledger under models/ and neither can start a second paid job for the same inputs
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import orjson
 from rich.console import Console
 
-from ftlib import layout, targets
+from ftlib import atomic, layout, targets
 from ftlib.jobs import hyperparameters
 from ftlib.jobs.ledger import Ledger
 from ftlib.jobs.spec import Backend, JobSpec
@@ -211,20 +209,13 @@ def _check_upload(spec: JobSpec, target: Target, accept: bool, report: Path | No
 
 
 def _write_artifacts(folder: Path, backend: Backend, key: str, job: dict[str, Any] | None) -> None:
-    """Built in a temp folder and moved into place whole: never an old adapter beside a new job's model.json."""
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    export = getattr(backend, "export_artifacts", None)
-    if export is not None and job and job.get("status") == "succeeded":
-        export(job["job_id"], tmp)
-    write_json_atomic(tmp / "model.json", {"job_key": key, **(job or {"job_id": None, "model_id": None,
-                                                                       "status": None})})
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    """Built in a temp folder and swapped in whole: never an old adapter beside a new job's model.json."""
+    with atomic.replacing_dir(folder) as tmp:
+        export = getattr(backend, "export_artifacts", None)
+        if export is not None and job and job.get("status") == "succeeded":
+            export(job["job_id"], tmp)
+        write_json_atomic(tmp / "model.json", {"job_key": key, **(job or {"job_id": None, "model_id": None,
+                                                                           "status": None})})
 
 
 def _job_view(record: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ftlib import atomic
 
 _TWO_64 = float(2**64)
 _RATIO_TOLERANCE = 1e-6
@@ -201,8 +202,7 @@ def write_manifest(
     head = _manifest_head(seed, ratios, group_by, {k: len(v) for k, v in arrays.items()})
     text = orjson.dumps({**head, "ids": {name: [] for name in ratios}}, option=orjson.OPT_INDENT_2)
     before, _, _ = text.rpartition(b'  "ids": {')
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
+    with atomic.replacing(path) as fh:  # a unique temp name, renamed into place whole
         fh.write(before + b'  "ids": {')
         for i, name in enumerate(ratios):
             arr = _sorted_unique(arrays[name])  # one split's sorted copy at a time
@@ -213,7 +213,6 @@ def write_manifest(
                 fh.write((b"," if j else b"") + b",".join(b"\n      " + orjson.dumps(v) for v in chunk))
             fh.write(b"\n    ]" if len(arr) else b"]")
         fh.write(b"\n  }\n}\n")
-    os.replace(tmp, path)
     return head
 
 
