@@ -116,15 +116,16 @@ def _ds(cls: str, index: int) -> re.Pattern[str]:
     return _plugins()[cls].denylist[index]
 
 
-# Keyword tails of assignment rules ("password=", "api_key: '...'"), for the '=' and ':' locators.
-_TAILS = ("ord", "swd", "pwd", "ret", "key", "ken", "ase")
+# Keyword tails of assignment rules ("password=", "api_key: '...'"), for the '=' and ':' locators: one fixed-width
+# alternation per lookbehind, so the locator costs a few checks per '=' or ':' even in code-heavy text.
+_TAILS = "(?:ord|swd|pwd|ret|key|ken)"
 _ASSIGN_KEYS = (r"(?:pass(?:word|wd|phrase)?|pwd|secret(?:_?key)?|client_?secret|api_?key|apikey|access_?token|"
                 r"auth_?token|private_?key|token)")
 
 
 def _lookbehinds(suffixes: tuple[str, ...], anchor: str) -> str:
-    """Lookbehinds (after the anchor was consumed) for a keyword tail, an optional quote/space, then the anchor."""
-    return "|".join(f"(?<={re.escape(t + s + anchor)})" for t in _TAILS for s in suffixes)
+    """Lookbehinds (after the anchor was consumed): a keyword tail, then one of the suffixes, then the anchor."""
+    return "|".join(f"(?<={_TAILS}{s}{re.escape(anchor)})" for s in suffixes)
 
 
 @cache
@@ -157,7 +158,7 @@ def groups() -> tuple[Group, ...]:
         rule("mailchimp_api_key", lambda: _ds("MailchimpDetector", 0), ds + "MailchimpDetector"),
     ))
     underscore = Group("_", re.compile(
-        r"_(?:(?<=hf_)|(?<=npm_)|(?<=gh[pousr]_)|(?<=github_)|(?<=[sr]k_)|(?=authToken))"), (
+        r"_(?:(?<=\bhf_)|(?<=\bnpm_)|(?<=\bgh[pousr]_)|(?<=\bgithub_)|(?<=\b[sr]k_)(?=live_|test_)|(?=authToken))"), (
         rule("huggingface_token", _B + r"hf_[A-Za-z0-9]{30,}" + _E, own),
         rule("npm_token", _B + r"npm_[A-Za-z0-9]{36}" + _E, own),
         rule("npm_token", lambda: _ds("NpmDetector", 0), ds + "NpmDetector"),
@@ -169,7 +170,7 @@ def groups() -> tuple[Group, ...]:
     value = r"""(?P<q>["'`]?)(?P<value>[^\s"'`,;&<>()\[\]{}]{4,})"""
     aws_secret = rule("aws_secret_access_key", r"(?i)(?<![A-Za-z0-9])(?:aws_?)?secret_?access_?key[\"']?\s*[=:]\s*"
                       r"[\"']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])", own)
-    equals = Group("=", re.compile(r"=(?i:" + _lookbehinds(("", " ", '"', "'", '" ', "' "), "=") + ")"), (
+    equals = Group("=", re.compile(r"=(?i:" + _lookbehinds(("", "[\"' ]", "[\"'] "), "=") + ")"), (
         rule("azure_storage_key", lambda: _ds("AzureStorageKeyDetector", 0),
              ds + "AzureStorageKeyDetector"),
         rule("azure_storage_key", r"SharedAccessKey=[A-Za-z0-9+/]{40,}={0,2}", own),
@@ -178,7 +179,7 @@ def groups() -> tuple[Group, ...]:
              _value_ok),
     ))
     colon = Group(":", re.compile(r":(?:(?=//[^\s/@]{1,256}@)|(?=//hooks\.slack\.com/)|(?i:(?<=key:)|(?<=key :)|"
-                                  + _lookbehinds(('"', "'", '" ', "' "), ":") + "))"), (
+                                  + _lookbehinds(("[\"']", "[\"'] "), ":") + "))"), (
         rule("url_password", lambda: _ds("BasicAuthDetector", 0), ds + "BasicAuthDetector",
              _basic_auth_ok),
         rule("slack_token", lambda: _ds("SlackDetector", 1), ds + "SlackDetector"),
@@ -225,24 +226,48 @@ _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u2e3a\u2e3b\ufe58\uf
 _UNEVADE = {**dict.fromkeys(map(ord, _INVISIBLE)), **{ord(c): "-" for c in _DASHES}}
 
 
+_DISGUISE = re.compile("[" + _INVISIBLE + _DASHES + "\uff01-\uff5e]")  # fullwidth ASCII: what NFKC undoes here
+
+
 def normalise(text: str) -> str:
-    """What a key looks like once disguises are undone: NFKC (fullwidth letters), no zero-width characters,
-    Unicode dashes as '-'. ASCII text is returned as is (the common case costs one isascii())."""
-    if text.isascii():
+    """What a key looks like once disguises are undone: no zero-width characters, Unicode dashes as '-', fullwidth
+    letters as ASCII (NFKC). Text without any of those is returned as is: ASCII costs one isascii(), other text one
+    character-class search."""
+    if text.isascii() or _DISGUISE.search(text) is None:
         return text
-    return unicodedata.normalize("NFKC", text.translate(_UNEVADE)).translate(_UNEVADE)
+    text = text.translate(_UNEVADE)
+    if _DISGUISE.search(text) is None:  # no fullwidth letters left: NFKC would change nothing we look for
+        return text
+    return unicodedata.normalize("NFKC", text).translate(_UNEVADE)
+
+
+# A rule runs only in a window around each locator hit (its keyword or value lies within this many characters),
+# so a hit in a long text costs the window, not the whole text.
+_BEFORE, _AFTER = 256, 4096
+
+
+def _windows(group: Group, text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for hit in group.locator.finditer(text):
+        start, end = max(0, hit.start() - _BEFORE), min(len(text), hit.end() + _AFTER)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
 
 
 def _matches(text: str) -> list[tuple[str, re.Match[str]]]:
     """(kind, match) of every rule that matches the normalised text; matches stay inside this module."""
     found: list[tuple[str, re.Match[str]]] = []
     for group in groups():
-        if group.anchor not in text or group.locator.search(text) is None:
+        if group.anchor not in text:
             continue
-        for r in group.rules:
-            for m in r.pattern.finditer(text):  # type: ignore[attr-defined]
-                if r.valid is None or r.valid(m):
-                    found.append((r.kind, m))
+        for start, end in _windows(group, text):
+            for r in group.rules:
+                for m in r.pattern.get().finditer(text, start, end):  # type: ignore[attr-defined]
+                    if r.valid is None or r.valid(m):
+                        found.append((r.kind, m))
     return found
 
 
