@@ -33,9 +33,10 @@ class _OnFirstUse:
 
 if TYPE_CHECKING:
     from ftlib import params as params_file
-    from ftlib import pipeline, targets
+    from ftlib import pipeline, targets, validation_stage
 else:
-    pipeline, targets, params_file = (_OnFirstUse(f"ftlib.{m}") for m in ("pipeline", "targets", "params"))
+    pipeline, targets, params_file, validation_stage = (
+        _OnFirstUse(f"ftlib.{m}") for m in ("pipeline", "targets", "params", "validation_stage"))
 
 app = typer.Typer(
     help="Prepare fine-tuning data and run fine-tuning jobs reproducibly.",
@@ -208,8 +209,8 @@ def validate_cmd(
     report = report or layout.report("validation", provider)
     prices = params_file.load(params, required=True).get("prices") if params else None
     with progress_bar(f"validate {provider}") as advance:
-        result = pipeline.validate_export(export_dir, provider, base_model, report, estimate, prices=prices,
-                                          progress=advance, checks=checks)
+        result = validation_stage.validate_export(export_dir, provider, base_model, report, estimate,
+                                                  prices=prices, progress=advance, checks=checks)
     out.print(f"validate {provider}: {result['errors']} error(s), {result['warnings']} warning(s) (report: {report})")
     if not result["ok"]:
         raise typer.Exit(1)
