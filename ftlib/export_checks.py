@@ -2,7 +2,8 @@
 
 `ftlib validate` on files from anywhere reads, decodes and checks every line. The pipeline's files were written
 a moment earlier by `ftlib export`, which held each example and its line in memory: export runs the same checks
-then (the same driver, ftlib.validate) and writes what it found to a checks file (reports/export/<target>.checks.json).
+then (the same driver, ftlib.validate) and writes what it found to a checks file (in the pipeline
+build/export-checks/<target>.json, a DVC output beside the export folder).
 `ftlib validate --checks FILE` uses that file only when it still describes these exact files: the sha256 of every
 file, the target, the base model and a fingerprint of the code that checks (ftlib's rule, format and token
 modules and the target's package) must all match; otherwise it checks the files itself. Either way the report
