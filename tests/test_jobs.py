@@ -205,12 +205,12 @@ class ListingProvider(FakeProvider):
         self.hidden: set[str] = set()  # jobs the listing does not show yet (eventual consistency)
         self.refuse_cancel = False
 
-    def jobs_for_key(self, spec: JobSpec) -> list[JobStatus]:
+    def jobs_for_key(self, key: str) -> list[JobStatus]:
         from datetime import UTC, datetime
 
         out = []
         for i, (job_id, job) in enumerate(self.jobs.items()):
-            if job["key"] == spec.key and job_id not in self.hidden:
+            if job["key"] == key and job_id not in self.hidden:
                 state = JobState.CANCELLED if job_id in self.cancelled else JobState.PENDING
                 out.append(JobStatus(job_id, state, state.value, created_at=datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC)))
         return out[::-1]  # newest first, as providers list
@@ -320,3 +320,27 @@ def test_a_corrupt_record_of_another_key_does_not_block_this_one(spec: JobSpec, 
     assert err.count("warning:") == 2  # once per file, not once per poll
     with pytest.raises(ValueError, match=r"other\.json: not valid JSON"):
         reg.get("fake", "other")  # the record a command asks for by name still fails loudly, with the fix
+
+
+def test_a_submitter_whose_job_was_cancelled_as_a_duplicate_follows_the_job_that_trains(spec: JobSpec,
+                                                                                       tmp_path: Path) -> None:
+    """Same-second creates can leave each clone keeping a different job for a moment; wait heals the loser."""
+    prov, reg = ListingProvider(), Ledger(tmp_path / "models")
+    mine = submit_once(prov, spec, reg, console=_quiet())  # job-1, the only one this clone saw
+    prov.create_job(spec, "f", None)  # job-2: the other clone's, which (same second) kept its own and cancelled ours
+    prov.cancelled.append(mine)
+    prov.get_job = lambda job_id: JobStatus(  # type: ignore[method-assign]
+        job_id, *((JobState.CANCELLED, "cancelled") if job_id in prov.cancelled else (JobState.SUCCEEDED, "done")),
+        model_id=None if job_id in prov.cancelled else "ft:model")
+    out = io.StringIO()
+    status = wait(prov, mine, None, Poll(0, 1, 0), ledger=reg, console=Console(file=out, width=300),
+                  sleep=lambda s: None)
+    assert status.job_id == "job-2" and status.model_id == "ft:model"
+    rec = reg.get("fake", spec.key)
+    assert (rec["job_id"], rec["model_id"], rec["duplicates_cancelled"]) == ("job-2", "ft:model", ["job-1"])
+    assert "job job-1 was cancelled as a duplicate" in out.getvalue()
+    prov.jobs.pop("job-2")
+    prov.cancelled = ["job-1"]
+    with pytest.raises(ProviderError, match="cancelled"):  # cancelled with nothing else for the key: as before
+        wait(prov, "job-1", None, Poll(0, 1, 0), ledger=Ledger(tmp_path / "m2"), console=_quiet(),
+             sleep=lambda s: None)

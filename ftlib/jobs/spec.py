@@ -105,6 +105,9 @@ class Backend(Protocol):
     `export_artifacts(job_id, out_dir) -> None` copies what a finished job produced (an adapter) for DVC to track.
     `list_events(job_id, limit) -> list[JobEvent]` the job's history, oldest first, at most the `limit` newest events
     (OpenAI's job events, Bedrock's and Vertex's phases with their times, the local trainer's progress log).
+    `jobs_for_key(key) -> list[JobStatus]` every job tagged with the key, with `created_at`: reconciliation after
+    create keeps the oldest and cancels the others (ftlib.jobs.submit.reconcile); without it, find_job is used.
+    `has_upload(ref) -> bool` whether a cached upload reference still exists at the provider (else it is sent again).
     """
 
     name: str

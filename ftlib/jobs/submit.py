@@ -116,7 +116,7 @@ def reconcile(backend: Backend, spec: JobSpec, ledger: Ledger, created: str | No
     lister = getattr(backend, "jobs_for_key", None)
     if lister is None:
         return created or backend.find_job(spec)
-    jobs = {s.job_id: s for s in lister(spec)}
+    jobs = {s.job_id: s for s in lister(spec.key)}
     if created and created not in jobs:
         jobs[created] = backend.get_job(created)
     if not jobs:
@@ -238,6 +238,10 @@ def wait(
                 last = (status.raw_state, status.model_id)
                 if ledger is not None:
                     ledger.record_status(backend.name, status)
+            if status.state is JobState.CANCELLED and ledger is not None and \
+                    (moved := _moved_to(backend, ledger, job_id, say)) is not None:
+                job_id, last, interval = moved, None, poll.start
+                continue
             if status.state.terminal:
                 break
             if deadline_s is not None and time.monotonic() - started + interval > deadline_s:
@@ -253,6 +257,28 @@ def wait(
                             f"{status.error or 'no error message from the provider'} (to train again on the same "
                             f"data, fix the cause and raise finetune.{backend.name}.attempt)")
     return status
+
+
+def _moved_to(backend: Backend, ledger: Ledger, job_id: str, say: Callable[[str], None]) -> str | None:
+    """The job that trains for this job's key when this one was cancelled as a duplicate.
+
+    Two submitters that created jobs within the same second can each keep a different one for a moment (their
+    listings differ); the one whose job was cancelled follows the key to the job that still runs.
+    """
+    lister = getattr(backend, "jobs_for_key", None)
+    record = ledger.find_by_job_id(backend.name, job_id) if lister is not None else None
+    if record is None:
+        return None
+    live = sorted((s for s in lister(record["job_key"]) if s.state is not JobState.CANCELLED), key=_age)
+    if not live or live[0].job_id == job_id:
+        return None
+    kept = live[0].job_id
+    done = set(record.get("duplicates_cancelled") or []) | {job_id}
+    ledger.update(backend.name, record["job_key"], job_id=kept, status=SUBMITTED, model_id=None, error=None,
+                  duplicates_cancelled=sorted(done, key=_id_order))
+    say(f"[{backend.name}] job {job_id} was cancelled as a duplicate for key {record['job_key']}; following the "
+        f"job that trains, {kept}")
+    return kept
 
 
 def not_found_advice(provider: str, job_id: str, ledger: Ledger | None, reason: str) -> str:

@@ -157,7 +157,7 @@ class BedrockBackend:
 
     # jobs
     def job_name(self, spec: JobSpec) -> str:
-        """Deterministic per key and within Bedrock's jobName rules (63 chars, [a-zA-Z0-9-+.])."""
+        """Deterministic per key and within Bedrock's jobName rules (63 chars, [a-zA-Z0-9-+.]); see jobs_for_key."""
         return f"ftlib-{spec.key}"
 
     def custom_model_name(self, spec: JobSpec) -> str:
@@ -169,9 +169,9 @@ class BedrockBackend:
     def find_job(self, spec: JobSpec) -> str | None:
         return self._job_arn_by_name(self.job_name(spec))
 
-    def jobs_for_key(self, spec: JobSpec) -> list[JobStatus]:
+    def jobs_for_key(self, key: str) -> list[JobStatus]:
         """At most one: Bedrock refuses a second job with the key's deterministic name."""
-        arn = self.find_job(spec)
+        arn = self._job_arn_by_name(f"ftlib-{key}")
         return [self.get_job(arn)] if arn else []
 
     def has_upload(self, ref: str) -> bool:

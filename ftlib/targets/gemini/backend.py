@@ -125,12 +125,11 @@ class VertexBackend:
         return f"gs://{bucket_name}/{object_name}"
 
     def find_job(self, spec: JobSpec) -> str | None:
-        jobs = self.jobs_for_key(spec)
+        jobs = self.jobs_for_key(spec.key)
         return jobs[-1].job_id if jobs else None  # listed newest first: the oldest is the one that counts
 
-    def jobs_for_key(self, spec: JobSpec) -> list[JobStatus]:
+    def jobs_for_key(self, key: str) -> list[JobStatus]:
         """Every tuning job labelled with the key (all pages), for reconciliation after create."""
-        key = spec.key
         config = types.ListTuningJobsConfig(filter=f'labels.{LABEL_KEY}="{key}"', page_size=100)
         with self._errors("list tuning jobs"):
             # The label check below also covers a server that ignores the filter: then this scans every page.

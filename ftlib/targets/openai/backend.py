@@ -139,15 +139,15 @@ class OpenAIBackend:
 
     # jobs
     def find_job(self, spec: JobSpec) -> str | None:
-        jobs = self.jobs_for_key(spec)
-        return jobs[-1].job_id if jobs else None
+        jobs = self.jobs_for_key(spec.key)
+        return jobs[-1].job_id if jobs else None  # listed newest first: the oldest is the one that counts
 
-    def jobs_for_key(self, spec: JobSpec) -> list[JobStatus]:
+    def jobs_for_key(self, key: str) -> list[JobStatus]:
         """Every job tagged with the key (all pages), for reconciliation after create; newest first, as listed."""
         with _api_errors("job lookup"):
             return [self._status(job) for job in
-                    self.client.fine_tuning.jobs.list(metadata={KEY_METADATA: spec.key}, limit=100)
-                    if (job.metadata or {}).get(KEY_METADATA) == spec.key]
+                    self.client.fine_tuning.jobs.list(metadata={KEY_METADATA: key}, limit=100)
+                    if (job.metadata or {}).get(KEY_METADATA) == key]
 
     def create_job(self, spec: JobSpec, train_ref: str, validation_ref: str | None) -> str:
         self.check_spec(spec)
