@@ -6,7 +6,8 @@ Runs dvc.yaml's data stages (each tree's own dvc.yaml and params.yaml) on the sa
 (default HEAD, unpacked with `git archive`) and with the working tree, once per worker count (FTLIB_WORKERS), and
 compares the sha256 of every file under build/ and reports/. The input is the sample data (data/: every format,
 images, tools, preference pairs, broken lines) plus N synthetic chats from generate.py, so every code path runs.
-Exit 0 when every file is byte-identical (or matches an --allow glob, for files a change is meant to alter), 1 if not.
+Exit 0 when every file is byte-identical (or matches an --allow glob, for files a change is meant to add or alter)
+and every run of the working tree wrote the same bytes as its first run (new files included), 1 if not.
 """
 
 from __future__ import annotations
@@ -97,11 +98,16 @@ def main() -> None:
     ref = run_tree(tree, inp, OUT / "check-ref", workers=2)
     print(f"  {len(ref)} files", flush=True)
     bad = 0
+    first: dict[str, str] | None = None
     for w in (int(x) for x in args.workers.split(",")):
         for attempt in (1, 2) if w == 1 else (1,):  # twice: runs must agree with each other too
             print(f"working tree, FTLIB_WORKERS={w}, run {attempt} ...", flush=True)
             got = run_tree(ROOT, inp, OUT / f"check-w{w}", workers=w)
             bad += compare(f"workers={w}", ref, got, args.allow)
+            if first is None:
+                first = got
+            else:  # every file, new ones included, the same bytes whatever the run and the worker count
+                bad += compare(f"workers={w} vs the first run", first, got, [])
     print("identical" if not bad else f"{bad} difference(s)")
     sys.exit(1 if bad else 0)
 
