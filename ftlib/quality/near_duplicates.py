@@ -16,11 +16,16 @@ How it stays fast and flat in memory at a million examples:
 - Verification: each candidate pair is checked against the threshold with the low 8 bits of every signature value
   (b-bit MinHash: 64 bytes per example), corrected for chance agreement; pairs that pass are joined into
   clusters (connected components).
+- Sketches are spilled to temp files as workers return them; clustering holds one band column at a time and
+  reads signature rows (memory-mapped) for candidate pairs only.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -133,19 +138,58 @@ def _sketch_row_group(task: tuple[str, int, Settings]) -> Sketches:
                     np.concatenate([p.valid for p in parts]))
 
 
-def sketch_file(path: Path, settings: Settings, workers: int | None = None) -> Sketches:
-    """Sketches of every row of a dataset parquet file, row groups fanned out to worker processes."""
+class SketchFiles:
+    """Every row's sketch spilled to disk as it arrives: one file per band column, one of 8-bit signatures and
+    one of has-text flags. The clustering then holds one band column at a time (8 bytes per example) and reads
+    signature rows only for candidate pairs, so memory stays flat as the dataset grows."""
+
+    def __init__(self, bands: int, num_perm: int) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="ftlib-near-duplicates-")
+        folder = Path(self._tmp.name)
+        self.num_perm = num_perm
+        self.band_paths = [folder / f"band{k}.u64" for k in range(bands)]
+        self.bbits_path = folder / "bbits.u8"
+        self.valid_path = folder / "valid.bool"
+        self.rows = 0
+
+    def write(self, parts: Iterable[Sketches]) -> None:
+        handles = [p.open("wb") for p in (*self.band_paths, self.bbits_path, self.valid_path)]
+        try:
+            for part in parts:
+                for k, fh in enumerate(handles[:-2]):
+                    np.ascontiguousarray(part.bands[:, k]).tofile(fh)
+                part.bbits.tofile(handles[-2])
+                part.valid.tofile(handles[-1])
+                self.rows += len(part.valid)
+        finally:
+            for fh in handles:
+                fh.close()
+
+    def band_columns(self) -> Iterator[np.ndarray]:
+        for path in self.band_paths:
+            yield np.fromfile(path, dtype=np.uint64)
+
+    def bbits(self) -> np.ndarray:
+        if not self.rows:
+            return np.zeros((0, self.num_perm), np.uint8)
+        return np.memmap(self.bbits_path, dtype=np.uint8, mode="r", shape=(self.rows, self.num_perm))
+
+    def valid(self) -> np.ndarray:
+        return np.fromfile(self.valid_path, dtype=bool)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def sketch_file(path: Path, settings: Settings, workers: int | None = None) -> SketchFiles:
+    """Sketches of every row of a dataset parquet file (row groups fanned out to worker processes), on disk."""
     with pq.ParquetFile(path) as pf:
-        n = pf.metadata.num_rows
         groups = pf.metadata.num_row_groups
-    width = len(_band_ranges(settings.threshold, settings.num_perm))
-    out = Sketches(np.zeros((n, width), np.uint64), np.zeros((n, settings.num_perm), np.uint8), np.zeros(n, bool))
-    at = 0
+    out = SketchFiles(len(_band_ranges(settings.threshold, settings.num_perm)), settings.num_perm)
+    gc.collect()  # workers fork from this process: hand them a small one
+    pa.default_memory_pool().release_unused()
     tasks = ((str(path), i, settings) for i in range(groups))
-    for part in parallel.ordered_map(_sketch_row_group, tasks, workers):
-        k = len(part.valid)
-        out.bands[at:at + k], out.bbits[at:at + k], out.valid[at:at + k] = part.bands, part.bbits, part.valid
-        at += k
+    out.write(parallel.ordered_map(_sketch_row_group, tasks, workers))
     return out
 
 
@@ -159,31 +203,39 @@ def _similar(bbits: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) 
     return ok
 
 
-def cluster_rows(sk: Sketches, threshold: float) -> list[np.ndarray]:
-    """Clusters of near-duplicate rows (each ascending), ordered by their first row; singletons left out."""
+def cluster_rows(band_columns: Iterable[np.ndarray], bbits: np.ndarray, valid: np.ndarray,
+                 threshold: float) -> list[np.ndarray]:
+    """Clusters of near-duplicate rows (each ascending), ordered by their first row; singletons left out.
+
+    Rows sharing a band value are candidates (each joined to the bucket's first row); a candidate pair counts
+    when its signatures reach the threshold; clusters are the connected components of those pairs.
+    """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    idx = np.flatnonzero(sk.valid)
+    idx = np.flatnonzero(valid)
     left: list[np.ndarray] = []
     right: list[np.ndarray] = []
-    for k in range(sk.bands.shape[1]):
-        keys = sk.bands[idx, k]
+    for column in band_columns:
+        keys = column[idx]
+        del column
         order = np.argsort(keys, kind="stable")  # stable: within a bucket rows stay ascending
         ordered = keys[order]
+        del keys
         start = np.r_[True, ordered[1:] != ordered[:-1]]
+        del ordered
         if start.all():
             continue
         first = order[np.flatnonzero(start)][np.cumsum(start) - 1]
         member = ~start
         a, b = idx[first[member]], idx[order[member]]
-        ok = _similar(sk.bbits, a, b, threshold)
+        ok = _similar(bbits, a, b, threshold)
         left.append(a[ok])
         right.append(b[ok])
     if not left or not sum(len(x) for x in left):
         return []
     a, b = np.concatenate(left), np.concatenate(right)
-    n = len(sk.valid)
+    n = len(valid)
     graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     rows = np.unique(np.concatenate([a, b]))
@@ -274,7 +326,11 @@ def run(dataset: Path, settings: Settings, links_out: Path | None, workers: int 
     """
     result = Result(settings)
     if settings.mode != "off":
-        clusters = cluster_rows(sketch_file(dataset, settings, workers), settings.threshold)
+        files = sketch_file(dataset, settings, workers)
+        try:
+            clusters = cluster_rows(files.band_columns(), files.bbits(), files.valid(), settings.threshold)
+        finally:
+            files.close()
         if clusters:
             meta = rows_mod.ids_and_sources(rows_mod.parquet_batches(dataset), np.concatenate(clusters))
             result.clusters = [[(int(r), *meta[int(r)]) for r in c] for c in clusters]
