@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -32,6 +31,7 @@ import pytest
 import yaml
 from emulators.moto_server import atomic_conditional_writes, make_bucket, moto_aws, moto_url
 from emulators.openai_server import OpenAIEmulator
+from emulators.prefect_server import prefect_server
 from rich.console import Console
 
 from ftlib.finetune import plan_or_submit
@@ -239,41 +239,11 @@ def test_a_live_holder_is_renewed_and_not_taken_over(moto_aws: str) -> None:
         first.release()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server on 127.0.0.1 (SQLite in a temp folder), stopped after the module."""
-    home = tmp_path_factory.mktemp("prefect")
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1", "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": ""}
-    bin_dir = Path(sys.executable).parent
-    proc = subprocess.Popen([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the Prefect server did not start"
-            time.sleep(0.3)
+    with prefect_server(tmp_path_factory.mktemp("prefect")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 FLOW = textwrap.dedent("""
