@@ -119,4 +119,4 @@ def test_changing_the_seed_reruns_split_and_below_only(tmp_path: Path, repro_clo
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stages = ran_stages(run(["dvc", "repro"], clone).stdout)
     assert "ingest" not in stages and "split" in stages
-    assert {s.split("@")[0] for s in stages} == {"split", "export", "validate", "finetune", "evaluate"}
+    assert {s.split("@")[0] for s in stages} == {"split", "export", "quality", "validate", "finetune", "evaluate"}
