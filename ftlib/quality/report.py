@@ -39,8 +39,8 @@ class _HeldOut:
 def _eval_set(path: Path) -> tuple[Callable[[Sequence[str]], Iterator[pa.RecordBatch]], int]:
     from ftlib.dataset import Dataset
 
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: eval file not found; set quality.eval to a JSONL file ftlib can read "
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: eval set not found; set quality.eval to a file or folder ftlib can read "
                                 "(any format `ftlib ingest` reads), or to \"\" to check the splits only")
     ds = Dataset.from_jsonl(path, strict=False)
     return (lambda columns: ds.batches(list(columns))), len(ds.rejects)
