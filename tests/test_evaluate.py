@@ -440,10 +440,11 @@ def test_claude_custom_model_through_anthropic_bedrock(tmp_path: Path, claude_on
     provisioned = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/pt1"
     params: dict[str, Any] = {"finetune": {"anthropic": {"export": "anthropic", "region": "us-west-2"}},
                               "evaluate": {}}
-    # No Provisioned Throughput known for the model: the run stops with the fix, before any InvokeModel.
-    with pytest.raises(ModelUnavailable, match="Provisioned Throughput"):
-        evaluate(export, "anthropic", params, submit=True, project=tmp_path, model_id=model)
-    assert claude_on_moto == []
+    # No Provisioned Throughput known for the model: a plan naming the fix (the pipeline is not failed for it),
+    # written before any InvokeModel.
+    unserved = evaluate(export, "anthropic", params, submit=True, project=tmp_path, model_id=model)
+    assert unserved.report["evaluated"] is False and "Provisioned Throughput" in unserved.report["reason"]
+    assert unserved.calls == 0 and claude_on_moto == []
     params["evaluate"]["anthropic"] = {"provisioned": {model: provisioned}}
     plan = evaluate(export, "anthropic", params, submit=False, project=tmp_path, model_id=model)
     assert plan.report["plan"]["calls"] == 2

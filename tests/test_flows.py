@@ -67,8 +67,10 @@ def make_clone(dest: Path, submit: bool, finetune: dict[str, Any] | None = None)
 def finetune_params() -> dict[str, Any]:
     """Two providers on their emulators (gemini left out: Vertex needs real credentials files in a subprocess)."""
     return {
-        "openai": {"export": "openai", "method": "supervised", "hyperparameters": {"n_epochs": 1}, "attempt": 0, "poll_interval_s": 0.05},
-        "anthropic": {"export": "anthropic", "hyperparameters": {"epochCount": 1}, "attempt": 0, "poll_interval_s": 0.05,
+        "openai": {"export": "openai", "method": "supervised", "hyperparameters": {"n_epochs": 1}, "attempt": 0,
+                   "poll_interval_s": 0.05},
+        "anthropic": {"export": "anthropic", "hyperparameters": {"epochCount": 1}, "attempt": 0,
+                      "poll_interval_s": 0.05,
                       "role_arn": "arn:aws:iam::123456789012:role/ftlib-bedrock", "s3_prefix": f"s3://{BUCKET}/ftlib",
                       "region": REGION},
     }

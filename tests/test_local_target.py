@@ -21,10 +21,10 @@ import yaml
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from tiny_model import sft_examples, write_jsonl  # noqa: E402
+from tiny_model import sft_examples, write_jsonl
 
-from ftlib.digest import sha256_tree  # noqa: E402
-from ftlib.targets.huggingface import runner  # noqa: E402
+from ftlib.digest import sha256_tree
+from ftlib.targets.huggingface import runner
 
 pytestmark = pytest.mark.training
 BIN = Path(sys.executable).parent

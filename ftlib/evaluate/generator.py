@@ -60,6 +60,11 @@ class ModelUnavailable(ProviderError):
     calls one by one. The message names the fix."""
 
 
+class NotServed(ModelUnavailable):
+    """The model exists but nothing serves it yet (a Claude custom model without Provisioned Throughput): the
+    evaluate stage writes a plan saying what to set up, instead of failing the pipeline until someone pays for it."""
+
+
 class Generator(Protocol):
     """One provider's way to call a model. Constructed with the target's settings (finetune.<target> backend
     options merged with evaluate.<target>); credentials come from the SDK's usual environment.
@@ -90,4 +95,4 @@ class Generator(Protocol):
     def price(self, model_id: str, base_model: str | None, tuned: bool) -> Price: ...
 
 
-__all__ = ["ConfigError", "Generator", "ModelUnavailable", "Price", "ProviderError", "Reply", "Settings"]
+__all__ = ["ConfigError", "Generator", "ModelUnavailable", "NotServed", "Price", "ProviderError", "Reply", "Settings"]

@@ -27,7 +27,7 @@ from ftlib.evaluate import evalset, runner, scoring
 from ftlib.evaluate import settings as eval_settings
 from ftlib.evaluate.cache import ReplyCache
 from ftlib.evaluate.evalset import Case, EvalSet
-from ftlib.evaluate.generator import Generator, Price, Reply
+from ftlib.evaluate.generator import Generator, NotServed, Price, Reply
 from ftlib.finetune import backend_options, build_spec
 from ftlib.jobs.ledger import Ledger
 from ftlib.jobs.submit import stderr_console
@@ -102,24 +102,11 @@ def evaluate(
     calls = 0
     due = [r for r in runs if r.todo or r.metrics_due]
     if due and reason is None:
-        failures: list[tuple[str, str]] = []
-        for run in due:
-            with run.cache.locked():  # a second entry point on the same model waits, then finds the replies
-                todo = runner.missing(data.cases, run.cache)
-                if todo or _metrics_due(gen, run.cache, data):
-                    model = gen.resolve(run.model_id, run.role == "tuned")
-                    if todo:
-                        say(f"[{provider}] asking {run.role} model {run.model_id} for {len(todo)} of "
-                            f"{len(data.cases)} replies ({len(data.cases) - len(todo)} cached)")
-                    result = runner.ask(gen, model, todo, settings, run.cache, shared.concurrency, say)
-                    calls += result.calls
-                    failures += result.failures
-                    if not result.failures and _metrics_due(gen, run.cache, data):
-                        run.cache.add_metrics(data.sha256, gen.dataset_metrics(model, [c.example for c in data.cases]))
-        if failures:
-            first = "; ".join(f"{src}: {msg}" for src, msg in failures[:3])
-            raise ProviderError(f"{provider}: {len(failures)} call(s) failed ({first}); the replies received are "
-                                "cached, so re-running asks only for the failed ones")
+        try:
+            calls = _ask(due, data, gen, settings, shared, provider, say)
+        except NotServed as e:  # a Claude custom model without Provisioned Throughput: a plan that says so
+            reason = f"the model cannot be called yet, nothing more was asked: {e}"
+            say(f"[{provider}] warning: {reason}")
         runs = [_run(r.role, r.model_id, r.cache.header["revision"], data, gen, cache_root, provider, settings)
                 for r in runs]
 
@@ -157,6 +144,31 @@ def _job(export_dir: Path, target: Target, ft: dict[str, Any], ledger: Ledger, m
             "base_model": spec.base_model, "base_revision": spec.base_model_revision,
             "dataset_sha256": spec.train_sha256, "status": (record or {}).get("status"),
             "job_id": (record or {}).get("job_id")}
+
+
+def _ask(due: list[Run], data: EvalSet, gen: Generator, settings: Any, shared: Any, provider: str,
+         say: Callable[[str], None]) -> int:
+    """Ask each model for the replies its cache lacks; the number of calls made. ProviderError when calls failed."""
+    calls = 0
+    failures: list[tuple[str, str]] = []
+    for run in due:
+        with run.cache.locked():  # a second entry point on the same model waits, then finds the replies
+            todo = runner.missing(data.cases, run.cache)
+            if todo or _metrics_due(gen, run.cache, data):
+                model = gen.resolve(run.model_id, run.role == "tuned")
+                if todo:
+                    say(f"[{provider}] asking {run.role} model {run.model_id} for {len(todo)} of "
+                        f"{len(data.cases)} replies ({len(data.cases) - len(todo)} cached)")
+                result = runner.ask(gen, model, todo, settings, run.cache, shared.concurrency, say)
+                calls += result.calls
+                failures += result.failures
+                if not result.failures and _metrics_due(gen, run.cache, data):
+                    run.cache.add_metrics(data.sha256, gen.dataset_metrics(model, [c.example for c in data.cases]))
+    if failures:
+        first = "; ".join(f"{src}: {msg}" for src, msg in failures[:3])
+        raise ProviderError(f"{provider}: {len(failures)} call(s) failed ({first}); the replies received are "
+                            "cached, so re-running asks only for the failed ones")
+    return calls
 
 
 def _base_id(gen: Generator, base_model: str | None) -> str | None:

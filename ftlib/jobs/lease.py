@@ -13,7 +13,7 @@ A lease is held from the lookup to the ledger write after create, so a second su
 job. Leases can expire (a killed holder), and two clones on two machines with local remotes share none: the
 reconciliation after create (ftlib.jobs.submit) is the backstop that keeps one job per key in those cases.
 
-FTLIB_LEASE selects: `auto` (default: every kind that applies), `local` (the lock file only), or an s3:// / gs://
+FTLIB_LEASE selects: `auto` (default: every kind that applies), `file` (the lock file only), or an s3:// / gs://
 URL to hold the object lease there instead of beside the DVC remote.
 """
 
@@ -39,6 +39,7 @@ from ftlib.errors import ConfigError, ProviderError
 log = logging.getLogger(__name__)
 
 ENV = "FTLIB_LEASE"
+FILE_ONLY = "file"  # FTLIB_LEASE=file: only the lock file beside the ledger
 TTL_S = 60.0  # an object lease not renewed for this long belongs to a dead submitter and may be taken over
 WAIT_S = 3600.0  # how long a submitter waits for another one to finish (uploads of large files take a while)
 POLL_S = 1.0
@@ -252,7 +253,7 @@ def object_store(url: str, name: str, remote: dict[str, Any] | None = None) -> O
                         profile=remote.get("profile"))
     if scheme == "gs" and bucket:
         return GCSObject(bucket, key, project=remote.get("projectname"))
-    raise ConfigError(f"{ENV}={url!r}: use auto, local, s3://bucket/prefix or gs://bucket/prefix")
+    raise ConfigError(f"{ENV}={url!r}: use auto, file, s3://bucket/prefix or gs://bucket/prefix")
 
 
 class ObjectLease:
@@ -364,11 +365,11 @@ def dvc_remote(start: Path) -> tuple[str, dict[str, Any]] | None:
 def lease_url(ledger_root: Path) -> tuple[str, dict[str, Any]] | None:
     """Where the object lease lives: FTLIB_LEASE's URL, else the DVC remote when it is in S3 or GCS."""
     choice = os.environ.get(ENV, "auto").strip() or "auto"
-    if choice == "local":
+    if choice == FILE_ONLY:
         return None
     if choice != "auto":
         if not choice.startswith(("s3://", "gs://")) or len(choice) <= len("s3://"):
-            raise ConfigError(f"{ENV}={choice!r}: use auto, local, s3://bucket/prefix or gs://bucket/prefix")
+            raise ConfigError(f"{ENV}={choice!r}: use auto, file, s3://bucket/prefix or gs://bucket/prefix")
         return choice, {}
     found = dvc_remote(ledger_root)
     if found and found[0].startswith(("s3://", "gs://")):
@@ -385,7 +386,7 @@ def hold(ledger_root: Path, provider: str, key: str, say: Callable[[str], None])
         path = lock_dir(ledger_root) / f"submit-{provider}-{key}.lock"
         stack.enter_context(file_lock(path, what, say))
         held.append(f"lock file {path}")
-        local_only = os.environ.get(ENV, "auto").strip() == "local"
+        local_only = os.environ.get(ENV, "auto").strip() == FILE_ONLY
         if not local_only and in_prefect_run():
             name = f"ftlib-submit-{provider}-{key}"
             stack.enter_context(prefect_lease(name, say))

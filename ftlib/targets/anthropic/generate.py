@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from ftlib.errors import ConfigError, ProviderError
-from ftlib.evaluate.generator import ModelUnavailable, Price, Reply, Settings
+from ftlib.evaluate.generator import ModelUnavailable, NotServed, Price, Reply, Settings
 from ftlib.records import Example
 from ftlib.targets.anthropic.backend import BedrockBackend, _has_credentials
 from ftlib.targets.anthropic.formats import BEDROCK_CLAUDE
@@ -67,10 +67,10 @@ class BedrockGenerator:
             found = self._backend.bedrock.list_provisioned_model_throughputs(
                 modelArnEquals=model_id, statusEquals="InService", maxResults=10)["provisionedModelSummaries"]
         except (ClientError, BotoCoreError, KeyError) as e:
-            raise ModelUnavailable(f"cannot look up Provisioned Throughput for {model_id} ({type(e).__name__}: {e}). "
+            raise NotServed(f"cannot look up Provisioned Throughput for {model_id} ({type(e).__name__}: {e}). "
                                    + _PT.format(model=model_id)) from None
         if not found:
-            raise ModelUnavailable(f"no Provisioned Throughput is InService for {model_id}. "
+            raise NotServed(f"no Provisioned Throughput is InService for {model_id}. "
                                    + _PT.format(model=model_id))
         return str(sorted(found, key=lambda s: s["provisionedModelArn"])[0]["provisionedModelArn"])
 

@@ -143,13 +143,13 @@ class LocalBackend:
         raw = state.get("state") or "starting"
         live = runner.is_live(run)
         progress = _last_progress(run)
-        if raw in ("running", "starting") and not live:
-            if raw == "running" or time.time() - float(state.get("started") or 0) > STARTUP_GRACE_S:
-                step = progress.get("step")
-                return JobStatus(job_id, JobState.FAILED, "interrupted", error=(
-                    f"the training process stopped{f' at step {step}' if step else ''} (killed or the machine "
-                    "restarted); submit again to resume from the last checkpoint"), detail=_detail(progress),
-                    created_at=_mtime(run / "spec.json"))
+        starting_too_long = raw == "starting" and time.time() - float(state.get("started") or 0) > STARTUP_GRACE_S
+        if not live and (raw == "running" or starting_too_long):
+            step = progress.get("step")
+            return JobStatus(job_id, JobState.FAILED, "interrupted", error=(
+                f"the training process stopped{f' at step {step}' if step else ''} (killed or the machine "
+                "restarted); submit again to resume from the last checkpoint"), detail=_detail(progress),
+                created_at=_mtime(run / "spec.json"))
         state_enum = _STATES.get(raw, JobState.PENDING)
         model_id = metrics = None
         if state_enum is JobState.SUCCEEDED:
