@@ -282,6 +282,9 @@ def _export_row_group(
             examples, skipped = strategies.apply_all(examples, strategy, provider)
             done.issues.extend(skipped)
         done.add(examples, provider, checker, Path(path).stem)
+        del examples, batch
+        pa.default_memory_pool().release_unused()  # this batch's Arrow buffers, returned before the next is read
+    parallel.trim_heap()
     parts = done.parts
     return _Encoded({k: b"".join(v) for k, v in parts.items()}, Counter({k: len(v) for k, v in parts.items()}),
                     done.issues, done.checks)
@@ -328,8 +331,11 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
                             fc = checked.get(name) or checked.setdefault(name, export_checks.FileChecks(
                                 (Path(out_dir) / name).as_posix(), checker.new_report(split_file.stem).report))
                             fc.add(blob, done.counts[kind], done.checks.get(kind))
+                    lines = sum(done.counts.values())
+                    del done
+                    parallel.trim_heap()  # the chunk's ~16 MB of lines: freed heap pages go back to the OS
                     if progress:
-                        progress(sum(done.counts.values()))
+                        progress(lines)
             finally:
                 for fh in handles.values():
                     fh.close()
