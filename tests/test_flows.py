@@ -44,7 +44,8 @@ def commit_all(repo: Path, message: str, *paths: str) -> None:
     sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
 
 
-def make_clone(dest: Path, submit: bool, finetune: dict[str, Any] | None = None) -> Path:
+def make_clone(dest: Path, submit: bool, finetune: dict[str, Any] | None = None,
+               evaluate: dict[str, Any] | None = None) -> Path:
     """`git clone` of the committed repo plus its sample data (dvc pull from the bundled remote), params for tests."""
     sh(ROOT, "git", "clone", "-q", str(ROOT), str(dest))
     pulled = (dest / "data.dvc").exists() and subprocess.run(
@@ -59,6 +60,7 @@ def make_clone(dest: Path, submit: bool, finetune: dict[str, Any] | None = None)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["finetune"] = finetune or finetune_params()
     params["launch"] = {"submit": submit, "wait": True}
+    params["evaluate"] = {**(params.get("evaluate") or {}), **(evaluate or {})}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     commit_all(dest, "test params", "params.yaml")
     return dest

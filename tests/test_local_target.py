@@ -162,9 +162,10 @@ def test_dvc_repro_and_the_prefect_flow_reach_the_same_registry_entry(tmp_path: 
     with pytest.MonkeyPatch.context() as mp:
         for k, v in OFFLINE.items():
             mp.setenv(k, v)
-        a = make_clone(tmp_path / "a", submit=True, finetune=finetune_params)
+        short = {"max_tokens": 4}  # evaluate@local generates with the tiny model: a few tokens show the path
+        a = make_clone(tmp_path / "a", submit=True, finetune=finetune_params, evaluate=short)
         sh(a, str(BIN / "dvc"), "repro")
-        b = make_clone(tmp_path / "b", submit=True, finetune=finetune_params)
+        b = make_clone(tmp_path / "b", submit=True, finetune=finetune_params, evaluate=short)
         code = ("from flows import finetune_pipeline; finetune_pipeline(project_dir='.')")
         flow = subprocess.run([sys.executable, "-c", code], cwd=b, capture_output=True, text=True, timeout=600,
                               env={**env, "PYTHONPATH": str(b), "PREFECT_HOME": str(tmp_path / "prefect"),
