@@ -43,6 +43,10 @@ _CHECK_MODULES = ("ftlib.validate", "ftlib.checks", "ftlib.secret_scan", "ftlib.
                   "ftlib.records", "ftlib.issues", "ftlib.errors", "ftlib.formats", "ftlib.export_checks")
 
 
+# Libraries whose version can change a finding: token counts, the OpenAI line schema, JSON parsing.
+_CHECK_DISTRIBUTIONS = ("tiktoken", "jsonschema-rs", "jsonschema", "orjson")
+
+
 def _module_files(name: str) -> list[Path]:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None:
@@ -54,13 +58,15 @@ def _module_files(name: str) -> list[Path]:
 
 
 def fingerprint(provider: str, base_model: str | None) -> str:
-    """sha256 of what a validation report depends on besides the files: target, base model, tokenizer version and
-    the source of every module that checks (found without importing them, so validate stays quick to start)."""
+    """sha256 of what a validation report depends on besides the files: target, base model, the versions of the
+    libraries that check and the source of every module that checks (found without importing them, so validate
+    stays quick to start)."""
     from ftlib.targets import GROUP  # light: entry points are looked up, not loaded
 
     h = hashlib.sha256(orjson.dumps([FORMAT_VERSION, provider, base_model]))
-    with contextlib.suppress(PackageNotFoundError):
-        h.update(version("tiktoken").encode())
+    for dist in _CHECK_DISTRIBUTIONS:
+        with contextlib.suppress(PackageNotFoundError):
+            h.update(f"{dist}=={version(dist)};".encode())
     eps = {ep.name: ep.value.partition(":")[0] for ep in entry_points(group=GROUP)}
     modules = [*_CHECK_MODULES, *([eps[provider]] if provider in eps else [])]
     for name in modules:
