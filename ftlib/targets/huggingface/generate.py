@@ -70,6 +70,8 @@ class LocalGenerator:
         digest, folder = adapter_path(model_id)
         if digest is None:
             return model_id
+        if not (folder / "adapter_config.json").is_file() and (trained := self._in_run_folder(digest)) is not None:
+            folder = trained  # the Prefect flow evaluates before DVC's finetune stage has copied the adapter out
         if not (folder / "adapter_config.json").is_file():
             raise ModelUnavailable(f"the adapter of {model_id} is not at {folder}; bring it back with `dvc pull` (or "
                                    "`dvc checkout`) of the finetune stage's output, or train again")
@@ -80,6 +82,20 @@ class LocalGenerator:
             raise ModelUnavailable(f"{folder} holds another adapter (sha256 {found}) than {model_id}; check out the "
                                    "commit that trained it (`dvc checkout`) before evaluating")
         return folder.as_posix()
+
+    def _in_run_folder(self, digest: str) -> Path | None:
+        """The finished run whose adapter has this hash (runs record it in state.json), if this machine has it."""
+        from ftlib.targets.huggingface.local import LocalBackend
+        from ftlib.targets.huggingface.runner import STATE_NAME
+
+        for state in sorted(LocalBackend(self.options).runs_dir.glob(f"*/{STATE_NAME}")):
+            try:
+                recorded = json.loads(state.read_text()).get("adapter_sha256")
+            except (OSError, ValueError):
+                continue
+            if recorded == digest and (state.parent / "adapter" / "adapter_config.json").is_file():
+                return state.parent / "adapter"
+        return None
 
     def _model(self, model: str) -> tuple[Any, Any]:
         with self._lock:
