@@ -1,6 +1,6 @@
 """Cost of the secret check per example on realistic data (the synthetic support chats of generate.py).
 
-    python benchmarks/secrets.py [N]      # default 100,000 examples
+    python benchmarks/secret_scan.py [N]      # default 100,000 examples
 
 Prints ns/example for the whole per-example secret check (ftlib.checks.check_secrets: every string field of the
 example) and for find_secrets on the example's joined text, best of 3 runs.

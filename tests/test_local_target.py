@@ -190,4 +190,4 @@ def test_dvc_repro_and_the_prefect_flow_reach_the_same_registry_entry(tmp_path: 
     sh(a, dvc, "pull", "-q", "finetune@local")
     assert sha256_tree(a / "build/models/local/adapter") == adapter_hash
     plots = orjson.loads(sh(a, dvc, "plots", "show", "--json"))
-    assert any("loss.csv" in name for name in plots)  # the training loss curve is a DVC plot
+    assert "build/models/local/loss.csv" in plots["data"]  # the training loss curve is a DVC plot

@@ -234,7 +234,7 @@ def test_detect_secrets_patterns_are_the_ones_the_locators_expect() -> None:
 
 
 def test_clean_path_cost_per_example(capsys: pytest.CaptureFixture[str]) -> None:
-    """The clean path stays cheap: ns per realistic example (benchmarks/secrets.py measures 100k)."""
+    """The clean path stays cheap: ns per realistic example (benchmarks/secret_scan.py measures 100k)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from generate import example
 
