@@ -250,8 +250,9 @@ def submit(s: Session, folder: Path, settings: dict[str, Any], *, validated: boo
     record = s.ledger.get(s.name, spec.key)
     if not validated and not (record and record.get("job_id")):
         s.validate(folder, spec.base_model)
+    report, estimate = s.reports(folder)
     result = plan_or_submit(folder, s.name, settings, submit=True, wait=False, models_dir=s.home.models,
-                            console=s.console, estimate=s.reports(folder)[1])
+                            console=s.console, estimate=estimate, validation=report)  # the guard reuses it
     job = Job(s, result["job"]["job_id"], result["job_key"])
     if wait:
         job.wait(poll_interval=poll_interval, timeout=timeout)

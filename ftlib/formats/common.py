@@ -73,6 +73,14 @@ def require_kind(fmt: str, ex: Example, kind: str) -> None:
         unsupported(fmt, f"{other} examples", f"export {ex.kind} examples with a {ex.kind} format")
 
 
+def require_replies(fmt: str, ex: Example) -> tuple[Message, Message]:
+    """(chosen, rejected) of a preference example; a format cannot write one without both."""
+    require_kind(fmt, ex, "preference")
+    if ex.chosen is None or ex.rejected is None:
+        unsupported(fmt, "a preference example without both replies", "give it a chosen and a rejected reply")
+    return ex.chosen, ex.rejected
+
+
 def tool_call_name_map(messages: tuple[Message, ...] | list[Message]) -> dict[str, str]:
     """tool-call id -> function name, for formats that name tool results instead of linking them by id."""
     return {tc.id: tc.name for m in messages for tc in m.tool_calls}

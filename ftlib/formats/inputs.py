@@ -38,6 +38,7 @@ from ftlib.formats.common import (
     need_str,
     opt_str,
     require_kind,
+    require_replies,
     type_name,
     unsupported,
 )
@@ -344,9 +345,7 @@ class ShareGPTPreference:
                        rejected=replies[1], metadata=meta, group=group, source=source)
 
     def encode(self, ex: Example) -> dict[str, Any]:
-        require_kind(self.name, ex, "preference")
-        if ex.chosen is None or ex.rejected is None:
-            unsupported(self.name, "a preference example without both replies", "give it a chosen and a rejected reply")
+        require_replies(self.name, ex)
         out: dict[str, Any] = {
             "conversations": [_encode_turn(self.name, m, f"messages[{i}]") for i, m in enumerate(ex.messages)],
             "chosen": _encode_turn(self.name, ex.chosen, "chosen"),
@@ -482,9 +481,7 @@ class AlpacaPreference:
                        source=source)
 
     def encode(self, ex: Example) -> dict[str, Any]:
-        require_kind(self.name, ex, "preference")
-        if ex.chosen is None or ex.rejected is None:
-            unsupported(self.name, "a preference example without both replies", "give it a chosen and a rejected reply")
+        require_replies(self.name, ex)
         out = _alpaca_out(self.name, ex)
         out["chosen"], out["rejected"] = ex.chosen.content, ex.rejected.content
         return out

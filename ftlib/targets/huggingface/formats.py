@@ -35,6 +35,7 @@ from ftlib.formats.common import (
     opt_str,
     parse_object,
     require_kind,
+    require_replies,
     type_name,
     unsupported,
 )
@@ -273,9 +274,7 @@ class TRLPreference:
                        metadata=meta, group=group, source=source)
 
     def encode(self, ex: Example) -> dict[str, Any]:
-        require_kind(self.name, ex, "preference")
-        if ex.chosen is None or ex.rejected is None:
-            unsupported(self.name, "a preference example without both replies", "give it a chosen and a rejected reply")
+        require_replies(self.name, ex)
         out: dict[str, Any] = {
             "prompt": [_encode_message(self.name, m, f"messages[{i}]") for i, m in enumerate(ex.messages)],
             "chosen": [_encode_message(self.name, ex.chosen, "chosen")],

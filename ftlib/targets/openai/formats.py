@@ -19,6 +19,7 @@ from ftlib.formats.common import (
     need_str,
     opt_str,
     require_kind,
+    require_replies,
     tool_call_name_map,
     type_name,
     unsupported,
@@ -240,9 +241,7 @@ class OpenAIDPO:
         )
 
     def encode(self, ex: Example) -> dict[str, Any]:
-        require_kind(self.name, ex, "preference")
-        if ex.chosen is None or ex.rejected is None:
-            unsupported(self.name, "a preference example without both replies", "give it a chosen and a rejected reply")
+        require_replies(self.name, ex)
         inp = _tools_into({"messages": [encode_message(m, self.name, f"input.messages[{i}]")
                                         for i, m in enumerate(ex.messages)]}, ex)
         return {
