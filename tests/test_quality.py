@@ -326,3 +326,24 @@ def test_cli_quality_writes_every_report_and_refuses_a_missing_train_split(tmp_p
         report.run(split_dir, tmp_path / "q2")
     r = CliRunner().invoke(app, ["quality", str(split_dir), "--threshold", "0"])
     assert r.exit_code == 2
+
+
+@pytest.mark.parametrize("settings", [nd.Settings(), nd.Settings(num_perm=16, seed=7)])
+def test_batched_signatures_equal_datasketch_minhash_row_by_row(settings):
+    """The batched signatures are what datasketch's MinHash.update_batch gives example by example: rows of
+    1..300 values, empty rows, a row longer than one block, in one batch."""
+    from datasketch import MinHash
+
+    rng = np.random.default_rng(5)
+    sizes = [0, 3, 1, 0, 300, *rng.integers(0, 120, 400).tolist(), 0]
+    bounds = np.r_[0, np.cumsum(sizes)]
+    values = rng.integers(0, 1 << 32, int(bounds[-1]), dtype=np.uint64)
+    old_cells, nd._PHV_CELLS = nd._PHV_CELLS, 200 * settings.num_perm  # blocks of 200 values: the 300 row spills
+    try:
+        got = nd.signatures(values, bounds, settings)
+    finally:
+        nd._PHV_CELLS = old_cells
+    for r in range(len(sizes)):
+        m = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=int)
+        m.update_batch(values[bounds[r]:bounds[r + 1]].tolist())
+        assert np.array_equal(got[r], m.hashvalues), r

@@ -105,24 +105,58 @@ def band_keys(sigs: np.ndarray, ranges: tuple[tuple[int, int], ...]) -> np.ndarr
 
 
 def sketch_batch(batch: pa.RecordBatch, settings: Settings) -> Sketches:
-    """MinHash every example of a record batch: datasketch.MinHash over each example's n-gram hashes (folded to
-    32 bits, the input width of its default scheme)."""
-    from datasketch import MinHash
-
+    """MinHash every example of a record batch over its n-gram hashes (folded to 32 bits, the input width of
+    datasketch's default scheme)."""
     n = batch.num_rows
     pieces, owner = text_mod.text_pieces(batch, with_attachments=True)
     grams, rows = text_mod.ngram_hashes(pieces, owner, settings.shingle_words)
-    values = text_mod.fold32(grams).tolist()
-    bounds = text_mod.row_bounds(rows, n).tolist()
-    sigs = np.empty((n, settings.num_perm), np.uint32)
-    m = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=int)  # one object, cleared per example
-    for r in range(n):
-        m.clear()
-        m.update_batch(values[bounds[r]:bounds[r + 1]])
-        sigs[r] = m.hashvalues
-    valid = np.diff(np.asarray(bounds)) > 0
+    bounds = text_mod.row_bounds(rows, n)
+    sigs = signatures(text_mod.fold32(grams), bounds, settings)
+    valid = np.diff(bounds) > 0
     ranges = _band_ranges(settings.threshold, settings.num_perm)
     return Sketches(band_keys(sigs, ranges), (sigs & 0xFF).astype(np.uint8), valid)
+
+
+_PHV_CELLS = 1 << 20  # permuted values held at once: 4 MB of uint32, small enough to stay in cache
+
+
+def signatures(values: np.ndarray, bounds: np.ndarray, settings: Settings) -> np.ndarray:
+    """Row r's `datasketch.MinHash(num_perm, seed, hashfunc=int)` after `update_batch(values[bounds[r]:bounds[r+1]])`,
+    for every row at once: the same permutations (taken from a MinHash object) and the same integer arithmetic, with
+    the values of many rows permuted in one cache-sized block (permutation-major) and each row's minimum taken by
+    `np.minimum.reduceat`: ~3 us per example where one `update_batch` per example cost ~25 us. Under a scheme other
+    than datasketch's affine ones it asks MinHash itself, row by row. tests/test_quality.py checks both agree."""
+    from datasketch import MinHash
+    from datasketch import minhash as dm
+
+    m = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=int)
+    n = len(bounds) - 1
+    sigs = np.repeat(m.hashvalues[np.newaxis, :], n, axis=0)  # a row with no values keeps MinHash's initial ones
+    width = getattr(dm, "_SCHEME_WIDTHS", {}).get(getattr(m, "scheme", None))
+    fmix = getattr(dm, "_fmix", None)
+    if width is None or fmix is None or getattr(m, "scheme", None) == "legacy":
+        listed, edges = values.tolist(), bounds.tolist()
+        for r in range(n):
+            m.clear()
+            m.update_batch(listed[edges[r]:edges[r + 1]])
+            sigs[r] = m.hashvalues
+        return sigs
+    a, b = (p.reshape(-1, 1) for p in m.permutations)
+    hv = fmix(values.astype(m.hashvalues.dtype), width)
+    rows = np.flatnonzero(np.diff(bounds) > 0)
+    step = max(1, _PHV_CELLS // settings.num_perm)
+    lo_row = 0
+    while lo_row < len(rows):
+        # whole rows whose values fit in one block of `step` values (a longer row goes alone)
+        first = bounds[rows[lo_row]]
+        hi_row = max(lo_row + 1, int(np.searchsorted(bounds[rows + 1], first + step, side="right")))
+        block = rows[lo_row:hi_row]
+        end = bounds[block[-1] + 1]
+        phv = np.multiply(a, hv[first:end])  # (num_perm, values): one row per permutation
+        np.add(phv, b, out=phv)
+        sigs[block] = np.minimum(sigs[block], np.minimum.reduceat(phv, bounds[block] - first, axis=1).T)
+        lo_row = hi_row
+    return sigs
 
 
 def _sketch_row_group(task: tuple[str, int, Settings]) -> Sketches:
