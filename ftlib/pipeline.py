@@ -6,6 +6,7 @@ deterministic bytes (fixed order, fixed writer options, no timestamps) so two ma
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections import Counter
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -114,9 +116,10 @@ class _Checked:
     rejected_lines: int
     formats: Counter = field(default_factory=Counter)  # format name -> records decoded as it
     unreadable: int = 0  # file-level problems (a file or its rest could not be read)
+    sketches: near_dups.Sketches | None = None  # near-duplicate sketches of the batch's rows, when asked
 
 
-def _check_items(items: Iterable[readers.Read]) -> _Checked:
+def _check_items(items: Iterable[readers.Read], sketch: near_dups.Settings | None = None) -> _Checked:
     good: list[Example] = []
     ids: list[str] = []
     rejects: list[Issue] = []
@@ -138,30 +141,35 @@ def _check_items(items: Iterable[readers.Read]) -> _Checked:
             continue
         good.append(item)
         ids.append(item.id)
-    return _Checked(store.batch_from_examples(good, ids) if good else None, ids, rejects, read, rejected_lines,
-                    names, unreadable)
+    batch = store.batch_from_examples(good, ids) if good else None
+    sketches = near_dups.sketch_batch(batch, sketch) if sketch is not None and batch is not None else None
+    return _Checked(batch, ids, rejects, read, rejected_lines, names, unreadable, sketches)
 
 
-def _check_chunk(chunk: readers.Chunk) -> _Checked:
-    return _check_items(readers.decode_chunk(chunk))
+def _check_chunk(task: tuple[readers.Chunk, near_dups.Settings | None]) -> _Checked:
+    chunk, sketch = task
+    return _check_items(readers.decode_chunk(chunk), sketch)
 
 
-def _checked_chunks(path: Path, workers: int | None) -> Iterator[_Checked]:
-    """Records are read in order here and decoded and checked on worker processes (readers.chunks)."""
-    yield from parallel.ordered_map(_check_chunk, readers.chunks(path), workers)
+def _checked_chunks(path: Path, workers: int | None, sketch: near_dups.Settings | None) -> Iterator[_Checked]:
+    """Records are read in order here and decoded, checked and (when asked) sketched for near-duplicates on worker
+    processes (readers.chunks)."""
+    yield from parallel.ordered_map(_check_chunk, ((c, sketch) for c in readers.chunks(path)), workers)
 
 
 def _unique_batches(
     paths: list[str | Path], result: IngestResult, progress: Progress | None, workers: int | None = None,
+    sketches: near_dups.SketchFiles | None = None, sketch: near_dups.Settings | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Good, first-seen examples as record batches, in input order; rejects and duplicates go into `result`."""
+    """Good, first-seen examples as record batches, in input order; rejects and duplicates go into `result`, the
+    near-duplicate sketches of the rows kept into `sketches`."""
     seen: set[bytes] = set()  # 16-byte id prefixes: ~70 bytes per example, so 1M examples cost ~70 MB
     inputs = readers.scan(list(paths))
     result.skipped_files = inputs.skipped
     for path in inputs.files:
         stats = result.per_file.setdefault(path.as_posix(), Counter())
         read_as = result.formats.setdefault(path.as_posix(), Counter())
-        for chunk in _checked_chunks(path, workers):
+        for chunk in _checked_chunks(path, workers, sketch if sketches is not None else None):
             result.read += chunk.read
             result.add_rejects(chunk.rejects)
             stats["rejected"] += chunk.rejected_lines
@@ -178,6 +186,8 @@ def _unique_batches(
             stats["duplicates"] += len(keep) - kept
             stats["kept"] += kept
             if chunk.batch is not None and kept:
+                if chunk.sketches is not None and sketches is not None:
+                    sketches.add(chunk.sketches if kept == len(keep) else chunk.sketches.take(np.array(keep)))
                 yield chunk.batch if kept == len(keep) else chunk.batch.filter(pa.array(keep))
             if progress:
                 progress(chunk.read)
@@ -198,9 +208,14 @@ def ingest(
     result = IngestResult()
     # Temp names unique to this run (two ingests into one output never share one); the dataset and the report
     # are renamed into place together at the end, so a kill or a failure leaves the previous pair.
-    with atomic.staged() as outputs:
+    sketching = near_duplicates is not None and near_duplicates.mode != "off"
+    sketches = near_dups.SketchFiles(near_duplicates) if sketching else None
+    with atomic.staged() as outputs, contextlib.ExitStack() as cleanup:
+        if sketches is not None:
+            cleanup.callback(sketches.close)
         dataset_tmp = outputs.file(Path(out))
-        result.kept = store.write_parquet(dataset_tmp, _unique_batches(paths, result, progress, workers), atomic=False)
+        result.kept = store.write_parquet(
+            dataset_tmp, _unique_batches(paths, result, progress, workers, sketches, near_duplicates), atomic=False)
         if strict and result.rejected:
             outputs.discard()  # strict: the report says why, the previous dataset stays
             if report:
@@ -212,7 +227,7 @@ def ingest(
             )
         if near_duplicates is not None:
             links = outputs.file(Path(near_duplicates_out)) if near_duplicates_out else None
-            result.near_duplicates = near_dups.run(dataset_tmp, near_duplicates, links, workers)
+            result.near_duplicates = near_dups.run(dataset_tmp, near_duplicates, sketches, links)
             _count_near_duplicates_dropped(result)
         if report:
             with open(outputs.file(Path(report)), "wb") as fh:
@@ -315,30 +330,31 @@ def export(splits_dir: Path, provider: str, out_dir: Path, report: Path | None =
     # Every file of the export and the report appear together: a temp folder swapped in whole, then the report.
     with atomic.staged() as outputs:
         tmp = outputs.folder(Path(out_dir))
-        for split_file in split_files:
-            handles: dict[str, Any] = {}
-            tasks = ((str(split_file), i, provider, strategy, checker)
-                     for i in range(store.row_groups(split_file)))
-            try:
-                for done in parallel.ordered_map(_export_row_group, tasks, workers):
-                    issues.extend(done.issues)
-                    for kind, blob in done.blobs.items():
-                        name = layout.export_file(split_file.stem, kind)
-                        fh = handles.get(name) or handles.setdefault(name, (tmp / name).open("wb"))
-                        fh.write(blob)
-                        files[name] = files.get(name, 0) + done.counts[kind]
-                        if checker is not None:
-                            fc = checked.get(name) or checked.setdefault(name, export_checks.FileChecks(
-                                (Path(out_dir) / name).as_posix(), checker.new_report(split_file.stem).report))
-                            fc.add(blob, done.counts[kind], done.checks.get(kind))
-                    lines = sum(done.counts.values())
-                    del done
-                    parallel.trim_heap()  # the chunk's ~16 MB of lines: freed heap pages go back to the OS
-                    if progress:
-                        progress(lines)
-            finally:
-                for fh in handles.values():
-                    fh.close()
+        # Every row group of every split file in one pool: the workers stay busy across files (one pool per file
+        # left one worker idle at the end of each).
+        tasks = [(str(f), i, provider, strategy, checker) for f in split_files for i in range(store.row_groups(f))]
+        handles: dict[str, Any] = {}
+        try:
+            for task, done in zip(tasks, parallel.ordered_map(_export_row_group, tasks, workers), strict=True):
+                split_name = Path(task[0]).stem
+                issues.extend(done.issues)
+                for kind, blob in done.blobs.items():
+                    name = layout.export_file(split_name, kind)
+                    fh = handles.get(name) or handles.setdefault(name, (tmp / name).open("wb"))
+                    fh.write(blob)
+                    files[name] = files.get(name, 0) + done.counts[kind]
+                    if checker is not None:
+                        fc = checked.get(name) or checked.setdefault(name, export_checks.FileChecks(
+                            (Path(out_dir) / name).as_posix(), checker.new_report(split_name).report))
+                        fc.add(blob, done.counts[kind], done.checks.get(kind))
+                lines = sum(done.counts.values())
+                del done
+                parallel.trim_heap()  # the chunk's ~16 MB of lines: freed heap pages go back to the OS
+                if progress:
+                    progress(lines)
+        finally:
+            for fh in handles.values():
+                fh.close()
         result = {
             "provider": provider,
             "formats": {kind: f.name if f else None for kind, f in sorted(target.formats.items())},

@@ -22,7 +22,6 @@ How it stays fast and flat in memory at a million examples:
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -35,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ftlib import parallel, store
+from ftlib import store
 from ftlib.quality import rows as rows_mod
 from ftlib.quality import text as text_mod
 
@@ -44,8 +43,6 @@ MODES: tuple[str, ...] = ("report", "keep_first", "off")
 _BBITS_CHANCE = 1.0 / 256.0  # two unrelated 8-bit values agree this often
 _VERIFY_CHUNK = 1 << 18  # candidate pairs compared at once (~16 MB of signature bytes)
 _LINK_COLUMNS = ("row", "id", "cluster")
-_TEXT_COLUMNS = ("messages", "chosen", "rejected")
-_SKETCH_ROWS = 2048  # rows hashed at once in a worker: ~70 MB of temporaries at ~100 words per example
 
 
 @dataclass(frozen=True)
@@ -90,6 +87,10 @@ class Sketches:
     bands: np.ndarray  # (n, bands) uint64
     bbits: np.ndarray  # (n, num_perm) uint8
     valid: np.ndarray  # (n,) bool
+
+    def take(self, keep: np.ndarray) -> Sketches:
+        """The rows a boolean mask keeps (ingest drops exact duplicates after sketching)."""
+        return Sketches(self.bands[keep], self.bbits[keep], self.valid[keep])
 
 
 def band_keys(sigs: np.ndarray, ranges: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -159,45 +160,33 @@ def signatures(values: np.ndarray, bounds: np.ndarray, settings: Settings) -> np
     return sigs
 
 
-def _sketch_row_group(task: tuple[str, int, Settings]) -> Sketches:
-    path, index, settings = task
-    parts = []
-    pool = pa.default_memory_pool()
-    with pq.ParquetFile(path, pre_buffer=False) as pf:  # the text columns only: attachment bytes stay on disk
-        for batch in pf.iter_batches(batch_size=_SKETCH_ROWS, row_groups=[index], columns=list(_TEXT_COLUMNS),
-                                     use_threads=False):
-            parts.append(sketch_batch(batch, settings))
-            pool.release_unused()  # the n-gram temporaries of one batch, returned before the next
-    return Sketches(np.concatenate([p.bands for p in parts]), np.concatenate([p.bbits for p in parts]),
-                    np.concatenate([p.valid for p in parts]))
-
-
 class SketchFiles:
     """Every row's sketch spilled to disk as it arrives: one file per band column, one of 8-bit signatures and
     one of has-text flags. The clustering then holds one band column at a time (8 bytes per example) and reads
-    signature rows only for candidate pairs, so memory stays flat as the dataset grows."""
+    signature rows only for candidate pairs, so memory stays flat as the dataset grows.
 
-    def __init__(self, bands: int, num_perm: int) -> None:
+    Ingest's workers sketch each chunk while they hold its rows (no second pass over the dataset) and the parent
+    adds the sketches of the rows it keeps, in dataset order."""
+
+    def __init__(self, settings: Settings) -> None:
+        bands = len(_band_ranges(settings.threshold, settings.num_perm))  # computed before the workers fork
         self._tmp = tempfile.TemporaryDirectory(prefix="ftlib-near-duplicates-")
         folder = Path(self._tmp.name)
-        self.num_perm = num_perm
+        self.num_perm = settings.num_perm
         self.band_paths = [folder / f"band{k}.u64" for k in range(bands)]
         self.bbits_path = folder / "bbits.u8"
         self.valid_path = folder / "valid.bool"
         self.rows = 0
 
-    def write(self, parts: Iterable[Sketches]) -> None:
-        handles = [p.open("wb") for p in (*self.band_paths, self.bbits_path, self.valid_path)]
-        try:
-            for part in parts:
-                for k, fh in enumerate(handles[:-2]):
-                    np.ascontiguousarray(part.bands[:, k]).tofile(fh)
-                part.bbits.tofile(handles[-2])
-                part.valid.tofile(handles[-1])
-                self.rows += len(part.valid)
-        finally:
-            for fh in handles:
-                fh.close()
+    def add(self, part: Sketches) -> None:
+        for k, path in enumerate(self.band_paths):
+            with path.open("ab") as fh:
+                np.ascontiguousarray(part.bands[:, k]).tofile(fh)
+        with self.bbits_path.open("ab") as fh:
+            part.bbits.tofile(fh)
+        with self.valid_path.open("ab") as fh:
+            part.valid.tofile(fh)
+        self.rows += len(part.valid)
 
     def band_columns(self) -> Iterator[np.ndarray]:
         for path in self.band_paths:
@@ -213,18 +202,6 @@ class SketchFiles:
 
     def close(self) -> None:
         self._tmp.cleanup()
-
-
-def sketch_file(path: Path, settings: Settings, workers: int | None = None) -> SketchFiles:
-    """Sketches of every row of a dataset parquet file (row groups fanned out to worker processes), on disk."""
-    with pq.ParquetFile(path) as pf:
-        groups = pf.metadata.num_row_groups
-    out = SketchFiles(len(_band_ranges(settings.threshold, settings.num_perm)), settings.num_perm)
-    gc.collect()  # workers fork from this process: hand them a small one
-    pa.default_memory_pool().release_unused()
-    tasks = ((str(path), i, settings) for i in range(groups))
-    out.write(parallel.ordered_map(_sketch_row_group, tasks, workers))
-    return out
 
 
 def _similar(bbits: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
@@ -353,18 +330,15 @@ def read_links(path: Path) -> pa.Table:
     return table
 
 
-def run(dataset: Path, settings: Settings, links_out: Path | None, workers: int | None = None) -> Result:
-    """Find the clusters in a freshly written dataset parquet; keep_first rewrites it without the later members.
+def run(dataset: Path, settings: Settings, files: SketchFiles | None, links_out: Path | None) -> Result:
+    """Find the clusters among a freshly written dataset parquet's rows (`files`: their sketches, in row order;
+    None when the mode is off); keep_first rewrites the dataset without the later members.
 
     Writes the links file (row, id, cluster) the split stage reads: empty when nothing is left to keep together.
     """
     result = Result(settings)
-    if settings.mode != "off":
-        files = sketch_file(dataset, settings, workers)
-        try:
-            clusters = cluster_rows(files.band_columns(), files.bbits(), files.valid(), settings.threshold)
-        finally:
-            files.close()
+    if settings.mode != "off" and files is not None:
+        clusters = cluster_rows(files.band_columns(), files.bbits(), files.valid(), settings.threshold)
         if clusters:
             meta = rows_mod.ids_and_sources(rows_mod.parquet_batches(dataset), np.concatenate(clusters))
             result.clusters = [[(int(r), *meta[int(r)]) for r in c] for c in clusters]
