@@ -267,8 +267,7 @@ def split(
     # The parquet files and the manifest appear together: built in a temp folder, swapped in whole.
     with atomic.staged() as outputs:
         tmp = outputs.folder(Path(out_dir))
-        for name, part in parts.items():
-            part.to_parquet(tmp / layout.split_file(name))
+        parts.to_parquet({name: tmp / layout.split_file(name) for name in parts})
         return parts.write_manifest(tmp / layout.MANIFEST)
 
 

@@ -148,25 +148,44 @@ def write_parquet(path: str | Path, batches: Iterable[pa.RecordBatch], *, atomic
 
 
 def _write_parquet(path: Path, batches: Iterable[pa.RecordBatch]) -> int:
-    written = 0
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    with pq.ParquetWriter(path, SCHEMA, **PARQUET_OPTIONS) as writer:
+    with RowGroupWriter(path) as writer:
         for batch in batches:
-            if not batch.num_rows:
-                continue
-            pending.append(conform(batch))
-            pending_rows += batch.num_rows
-            while pending_rows >= ROW_GROUP_ROWS:
-                table = pa.Table.from_batches(pending, SCHEMA)
-                writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
-                written += ROW_GROUP_ROWS
-                rest = table.slice(ROW_GROUP_ROWS)
-                pending, pending_rows = rest.to_batches(), rest.num_rows
-        if pending_rows:
-            writer.write_table(pa.Table.from_batches(pending, SCHEMA), row_group_size=ROW_GROUP_ROWS)
-            written += pending_rows
-    return written
+            writer.write(batch)
+    return writer.written
+
+
+class RowGroupWriter:
+    """A parquet file of fixed-size row groups with fixed options, fed one batch at a time (so one pass over a
+    dataset can feed several files: the split stage writes every split while reading the rows once)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._writer = pq.ParquetWriter(path, SCHEMA, **PARQUET_OPTIONS)
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
+        self.written = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        self._pending.append(conform(batch))
+        self._rows += batch.num_rows
+        while self._rows >= ROW_GROUP_ROWS:
+            table = pa.Table.from_batches(self._pending, SCHEMA)
+            self._writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+            self.written += ROW_GROUP_ROWS
+            rest = table.slice(ROW_GROUP_ROWS)
+            self._pending, self._rows = rest.to_batches(), rest.num_rows
+
+    def __enter__(self) -> RowGroupWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None and self._rows:
+                self._writer.write_table(pa.Table.from_batches(self._pending, SCHEMA), row_group_size=ROW_GROUP_ROWS)
+                self.written += self._rows
+        finally:
+            self._writer.close()
 
 
 def positions(n: int) -> pa.Array:
