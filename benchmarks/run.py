@@ -1,6 +1,6 @@
 """ftlib against the public tools on the same job, both in one run; prints the speed and memory ratios.
 
-    python benchmarks/run.py 100000 [1000000 ...] [--no-tools] [--keep]
+    python benchmarks/run.py 100000 [1000000 ...] [--repeat 3] [--no-tools] [--keep]
 
 The job: N synthetic OpenAI chat examples (benchmarks/generate.py) -> load, validate, seeded 75/25 split, export
 train and validation JSONL for OpenAI, Claude/Bedrock and Gemini, and OpenAI token counts with billed tokens and
@@ -89,6 +89,12 @@ def run_tools(python: Path, src: Path, out: Path, env: dict[str, str], tokens: b
     return {"seconds": round(secs, 2), "peak_mb": mem, "cpu_seconds": round(cpu, 2), "result": json.loads(stdout)}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time, with every run's wall seconds alongside."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[(len(ordered) - 1) // 2], "runs_seconds": [r["seconds"] for r in runs]}
+
+
 def machine() -> str:
     return (f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
             f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
@@ -101,6 +107,9 @@ def main() -> None:
     ap.add_argument("--tools-without-tokens", action="store_true",
                     help="also time the public tools without the cookbook's token counting")
     ap.add_argument("--keep", action="store_true", help="keep the work folders under benchmarks/out/")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run both sides this many times, alternating, and keep each side's median run (wall time "
+                         "on a shared machine varies by +-20%% from run to run)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     env = bench_env()
@@ -112,16 +121,21 @@ def main() -> None:
         print(f"n={n:,}", flush=True)
         row: dict = {"n": n, "date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": machine(),
                      "workers": env.get("FTLIB_WORKERS", "default"), "tools_versions": versions}
-        print("  ftlib stages:", flush=True)
         work = OUT / f"work-{n}"
-        row["ftlib"] = run_ftlib(src, work, env)
-        print(f"  ftlib: {row['ftlib']['seconds']} s, {row['ftlib']['peak_mb']} MB, "
-              f"{row['ftlib']['cpu_seconds']} CPU s", flush=True)
+        tools_out = OUT / f"tools-{n}"
+        ftlib_runs, tools_runs = [], []
+        for _ in range(max(1, args.repeat)):  # alternating, so a slow spell of the machine hits both sides
+            print("  ftlib stages:", flush=True)
+            ftlib_runs.append(run_ftlib(src, work, env))
+            print(f"  ftlib: {ftlib_runs[-1]['seconds']} s, {ftlib_runs[-1]['peak_mb']} MB, "
+                  f"{ftlib_runs[-1]['cpu_seconds']} CPU s", flush=True)
+            if python:
+                tools_runs.append(run_tools(python, src, tools_out, env))
+                print(f"  public tools: {tools_runs[-1]['seconds']} s, {tools_runs[-1]['peak_mb']} MB, "
+                      f"{tools_runs[-1]['cpu_seconds']} CPU s", flush=True)
+        row["ftlib"] = median_run(ftlib_runs)
         if python:
-            tools_out = OUT / f"tools-{n}"
-            row["tools"] = run_tools(python, src, tools_out, env)
-            print(f"  public tools: {row['tools']['seconds']} s, {row['tools']['peak_mb']} MB, "
-                  f"{row['tools']['cpu_seconds']} CPU s", flush=True)
+            row["tools"] = median_run(tools_runs)
             if args.tools_without_tokens:
                 row["tools_no_tokens"] = run_tools(python, src, tools_out, env, tokens=False)
                 print(f"  public tools without token counts: {row['tools_no_tokens']['seconds']} s, "
