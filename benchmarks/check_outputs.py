@@ -68,7 +68,8 @@ def run_tree(tree: Path, inp: Path, work: Path, workers: int) -> dict[str, str]:
     env = {**os.environ, "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1", "FTLIB_WORKERS": str(workers),
            "PYTHONPATH": str(tree)}
     env.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT / "tests" / "data" / "tiktoken"))
-    run_stages(tree, work, env, params=bench_params(tree), ftlib=f"{sys.executable} -m ftlib", verbose=False)
+    run_stages(tree, work, env, params=bench_params(tree), ftlib=f"{sys.executable} -m ftlib", verbose=False,
+               memory=False)
     return hashes(work)
 
 

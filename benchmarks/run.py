@@ -12,9 +12,10 @@ epochs for the train file.
 - ftlib: every data stage of dvc.yaml (ingest, split, export@P, validate@P for the three providers), each as
   its own shell process in a work folder laid out like the project, as `dvc repro` runs them.
 
-Time is wall-clock seconds (ftlib: the sum of its stages, which DVC runs one after another); memory is the peak PSS
-of the whole process tree (worker processes included), sampled every 20 ms. Each run appends a JSON line to
-benchmarks/out/results.jsonl. This is a script, not a test: nothing here runs in the test suite.
+Time is wall-clock seconds (ftlib: the sum of its stages, which DVC runs one after another), from runs that are not
+sampled for memory (with --repeat K, the median of K runs, both sides alternating); memory is the peak PSS of the
+whole process tree (worker processes included), sampled every 20 ms in one more run of each side. Each run appends
+a JSON line to benchmarks/out/results.jsonl. This is a script, not a test: nothing here runs in the test suite.
 """
 
 from __future__ import annotations
@@ -70,29 +71,34 @@ def source_file(n: int) -> Path:
     return src
 
 
-def run_ftlib(src: Path, work: Path, env: dict[str, str]) -> dict:
+def run_ftlib(src: Path, work: Path, env: dict[str, str], memory: bool) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     (work / "data").mkdir(parents=True)
     os.link(src, work / "data" / src.name)  # the stages read data/ as under dvc repro
-    steps = run_stages(ROOT, work, env)
+    steps = run_stages(ROOT, work, env, memory=memory)
     estimate = orjson.loads((work / "reports" / "estimate" / "openai.json").read_bytes())
     return {"steps": steps, "seconds": round(sum(s["seconds"] for s in steps.values()), 2),
             "cpu_seconds": round(sum(s["cpu_seconds"] for s in steps.values()), 2),
-            "peak_mb": max(s["peak_mb"] for s in steps.values()),
+            "peak_mb": max(s["peak_mb"] for s in steps.values()) if memory else None,
             "train_tokens": next(iter(estimate.values()))["tokens"]["total"]}
 
 
-def run_tools(python: Path, src: Path, out: Path, env: dict[str, str], tokens: bool = True) -> dict:
+def run_tools(python: Path, src: Path, out: Path, env: dict[str, str], memory: bool, tokens: bool = True) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(python), "-P", str(HERE / "public_tools.py"), str(src), str(out), *([] if tokens else ["--no-tokens"])]
-    secs, mem, stdout, cpu = measure(cmd, env)
+    secs, mem, stdout, cpu = measure(cmd, env, memory=memory)
     return {"seconds": round(secs, 2), "peak_mb": mem, "cpu_seconds": round(cpu, 2), "result": json.loads(stdout)}
 
 
-def median_run(runs: list[dict]) -> dict:
-    """The run with the median wall time, with every run's wall seconds alongside."""
-    ordered = sorted(runs, key=lambda r: r["seconds"])
-    return {**ordered[(len(ordered) - 1) // 2], "runs_seconds": [r["seconds"] for r in runs]}
+def timed_with_memory(timed: list[dict], sampled: dict) -> dict:
+    """The timing run with the median wall time (every run's wall seconds alongside), with the peak memory of the
+    separate sampled run (per stage too)."""
+    ordered = sorted(timed, key=lambda r: r["seconds"])
+    out = {**ordered[(len(ordered) - 1) // 2], "runs_seconds": [r["seconds"] for r in timed],
+           "peak_mb": sampled["peak_mb"], "sampled_run_seconds": sampled["seconds"]}
+    if "steps" in out:
+        out["steps"] = {k: {**v, "peak_mb": sampled["steps"][k]["peak_mb"]} for k, v in out["steps"].items()}
+    return out
 
 
 def machine() -> str:
@@ -124,20 +130,22 @@ def main() -> None:
         work = OUT / f"work-{n}"
         tools_out = OUT / f"tools-{n}"
         ftlib_runs, tools_runs = [], []
-        for _ in range(max(1, args.repeat)):  # alternating, so a slow spell of the machine hits both sides
-            print("  ftlib stages:", flush=True)
-            ftlib_runs.append(run_ftlib(src, work, env))
-            print(f"  ftlib: {ftlib_runs[-1]['seconds']} s, {ftlib_runs[-1]['peak_mb']} MB, "
+        # Timing runs are not sampled for memory (stages.measure says why); one more run of each side measures it.
+        for i in range(max(1, args.repeat) + 1):  # alternating, so a slow spell of the machine hits both sides
+            memory = i == max(1, args.repeat)
+            label = "memory run" if memory else "timing run"
+            ftlib_runs.append(run_ftlib(src, work, env, memory))
+            print(f"  ftlib ({label}): {ftlib_runs[-1]['seconds']} s, {ftlib_runs[-1]['peak_mb'] or '-'} MB, "
                   f"{ftlib_runs[-1]['cpu_seconds']} CPU s", flush=True)
             if python:
-                tools_runs.append(run_tools(python, src, tools_out, env))
-                print(f"  public tools: {tools_runs[-1]['seconds']} s, {tools_runs[-1]['peak_mb']} MB, "
-                      f"{tools_runs[-1]['cpu_seconds']} CPU s", flush=True)
-        row["ftlib"] = median_run(ftlib_runs)
+                tools_runs.append(run_tools(python, src, tools_out, env, memory))
+                print(f"  public tools ({label}): {tools_runs[-1]['seconds']} s, {tools_runs[-1]['peak_mb'] or '-'} "
+                      f"MB, {tools_runs[-1]['cpu_seconds']} CPU s", flush=True)
+        row["ftlib"] = timed_with_memory(ftlib_runs[:-1], ftlib_runs[-1])
         if python:
-            row["tools"] = median_run(tools_runs)
+            row["tools"] = timed_with_memory(tools_runs[:-1], tools_runs[-1])
             if args.tools_without_tokens:
-                row["tools_no_tokens"] = run_tools(python, src, tools_out, env, tokens=False)
+                row["tools_no_tokens"] = run_tools(python, src, tools_out, env, memory=True, tokens=False)
                 print(f"  public tools without token counts: {row['tools_no_tokens']['seconds']} s, "
                       f"{row['tools_no_tokens']['peak_mb']} MB", flush=True)
             row["speedup"] = round(row["tools"]["seconds"] / row["ftlib"]["seconds"], 2)

@@ -90,27 +90,34 @@ def cpu_of_children() -> float:
 
 
 def measure(cmd: str | list[str], env: dict[str, str], cwd: Path | None = None,
-            ok_codes: tuple[int, ...] = (0,)) -> tuple[float, int, bytes, float]:
-    """Wall seconds, peak memory (MB, PSS of the whole process tree, sampled every 20 ms), stdout and CPU seconds
-    of one command. A string runs through the shell, as DVC runs a stage's cmd."""
+            ok_codes: tuple[int, ...] = (0,), memory: bool = True) -> tuple[float, int | None, bytes, float]:
+    """Wall seconds, peak memory (MB, PSS of the whole process tree, sampled every 20 ms; None when memory=False),
+    stdout and CPU seconds of one command. A string runs through the shell, as DVC runs a stage's cmd.
+
+    Sampling PSS is not free: the kernel walks every page table, ~10 ms per process of ftlib's size, so sampling a
+    parent and two workers every 20 ms takes most of a core from a 2-core machine (and more from a command that uses
+    both cores than from one that uses one). Timing runs therefore pass memory=False; memory comes from its own run.
+    """
     cpu0 = cpu_of_children()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, shell=isinstance(cmd, str),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    ps = psutil.Process(proc.pid)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, tree_pss_mb(ps))
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - start
+    peak: float | None = None
+    if memory:
+        ps = psutil.Process(proc.pid)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, tree_pss_mb(ps))
+            time.sleep(0.02)
     stdout, stderr = proc.communicate()
+    elapsed = time.perf_counter() - start
     if proc.returncode not in ok_codes:
         raise SystemExit(f"{cmd} failed with exit {proc.returncode}:\n{stderr.decode()[-3000:]}")
-    return elapsed, round(peak), stdout, cpu_of_children() - cpu0
+    return elapsed, None if peak is None else round(peak), stdout, cpu_of_children() - cpu0
 
 
 def run_stages(tree: Path, work: Path, env: dict[str, str], params: dict[str, Any] | None = None,
-               ftlib: str = "ftlib", verbose: bool = True) -> dict[str, dict[str, float]]:
+               ftlib: str = "ftlib", verbose: bool = True, memory: bool = True) -> dict[str, dict[str, Any]]:
     """Run tree's data stages in `work` (which holds data/ and receives params.yaml, build/ and reports/)."""
     params = params if params is not None else bench_params(tree)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -119,8 +126,9 @@ def run_stages(tree: Path, work: Path, env: dict[str, str], params: dict[str, An
         if ftlib != "ftlib" and cmd.startswith("ftlib "):
             cmd = ftlib + cmd[len("ftlib"):]
         # validate exits 1 when the data has errors: that is a result, not a failure of the run
-        secs, mem, _, cpu = measure(cmd, env, cwd=work, ok_codes=(0, 1) if name.startswith("validate") else (0,))
+        secs, mem, _, cpu = measure(cmd, env, cwd=work, ok_codes=(0, 1) if name.startswith("validate") else (0,),
+                                    memory=memory)
         steps[name] = {"seconds": round(secs, 2), "peak_mb": mem, "cpu_seconds": round(cpu, 2)}
         if verbose:
-            print(f"    {name}: {secs:.2f} s, {mem} MB, {cpu:.2f} CPU s", flush=True)
+            print(f"    {name}: {secs:.2f} s, {'-' if mem is None else mem} MB, {cpu:.2f} CPU s", flush=True)
     return steps

@@ -6,8 +6,9 @@ in train over-weight one conversation. Ingest finds the clusters; the report lis
 `keep_first` drops the later members; otherwise the split keeps every cluster on one side.
 
 How it stays fast and flat in memory at a million examples:
-- Signatures: `datasketch.MinHash` (its default permutation scheme), one per example, computed in worker
-  processes from n-gram hashes that ftlib.quality.text builds column-wise (no Python object per word).
+- Signatures: what `datasketch.MinHash` (its default permutation scheme, its permutations) gives each example,
+  computed for a whole batch of examples at once (`signatures`), in ingest's worker processes while they hold each
+  chunk's rows, from n-gram hashes that ftlib.quality.text builds column-wise (no Python object per word).
 - Buckets: the band layout (b bands of r rows) is datasketch's own optimum for the threshold
   (`MinHashLSH(threshold, num_perm, weights).hashranges`, weighted towards recall). Examples whose band values
   are equal are found by sorting each band column, not with `MinHashLSH`'s in-memory index: that index keeps a
