@@ -277,10 +277,10 @@ def check_attachments(ex: Example, s: Sink) -> None:
 
 def check_image_limits(ex: Example, s: Sink, limits: ImageLimits, target: str) -> None:
     """Inline images against one target's limits (ImageLimits in the target's models.py); URLs are not fetched."""
-    from ftlib.tokens import image_size
-
     if not has_attachments(ex):
         return
+    from ftlib.tokens import image_size
+
     for path, m in fields(ex):
         for j, a in enumerate(m.attachments):
             if a.data is None or not a.is_image:
