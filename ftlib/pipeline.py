@@ -159,7 +159,7 @@ def _checked_chunks(path: Path, workers: int | None, sketch: near_dups.Settings 
 
 def _unique_batches(
     paths: list[str | Path], result: IngestResult, progress: Progress | None, workers: int | None = None,
-    sketches: near_dups.SketchFiles | None = None, sketch: near_dups.Settings | None = None,
+    sketches: near_dups.SketchFiles | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Good, first-seen examples as record batches, in input order; rejects and duplicates go into `result`, the
     near-duplicate sketches of the rows kept into `sketches`."""
@@ -169,7 +169,7 @@ def _unique_batches(
     for path in inputs.files:
         stats = result.per_file.setdefault(path.as_posix(), Counter())
         read_as = result.formats.setdefault(path.as_posix(), Counter())
-        for chunk in _checked_chunks(path, workers, sketch if sketches is not None else None):
+        for chunk in _checked_chunks(path, workers, sketches.settings if sketches is not None else None):
             result.read += chunk.read
             result.add_rejects(chunk.rejects)
             stats["rejected"] += chunk.rejected_lines
@@ -208,14 +208,14 @@ def ingest(
     result = IngestResult()
     # Temp names unique to this run (two ingests into one output never share one); the dataset and the report
     # are renamed into place together at the end, so a kill or a failure leaves the previous pair.
-    sketching = near_duplicates is not None and near_duplicates.mode != "off"
-    sketches = near_dups.SketchFiles(near_duplicates) if sketching else None
+    sketches = (near_dups.SketchFiles(near_duplicates)
+                if near_duplicates is not None and near_duplicates.mode != "off" else None)
     with atomic.staged() as outputs, contextlib.ExitStack() as cleanup:
         if sketches is not None:
             cleanup.callback(sketches.close)
         dataset_tmp = outputs.file(Path(out))
         result.kept = store.write_parquet(
-            dataset_tmp, _unique_batches(paths, result, progress, workers, sketches, near_duplicates), atomic=False)
+            dataset_tmp, _unique_batches(paths, result, progress, workers, sketches), atomic=False)
         if strict and result.rejected:
             outputs.discard()  # strict: the report says why, the previous dataset stays
             if report:

@@ -173,6 +173,7 @@ class SketchFiles:
         bands = len(_band_ranges(settings.threshold, settings.num_perm))  # computed before the workers fork
         self._tmp = tempfile.TemporaryDirectory(prefix="ftlib-near-duplicates-")
         folder = Path(self._tmp.name)
+        self.settings = settings
         self.num_perm = settings.num_perm
         self.band_paths = [folder / f"band{k}.u64" for k in range(bands)]
         self.bbits_path = folder / "bbits.u8"
