@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -34,6 +33,7 @@ from ftlib import (
 from ftlib import split as splitting
 from ftlib.dataset import Dataset
 from ftlib.errors import StageError
+from ftlib.first_seen import FirstSeen
 from ftlib.issues import Issue
 from ftlib.quality import near_duplicates as near_dups
 from ftlib.records import Example
@@ -163,7 +163,7 @@ def _unique_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Good, first-seen examples as record batches, in input order; rejects and duplicates go into `result`, the
     near-duplicate sketches of the rows kept into `sketches`."""
-    seen: set[bytes] = set()  # 16-byte id prefixes: ~70 bytes per example, so 1M examples cost ~70 MB
+    seen = FirstSeen()
     inputs = readers.scan(list(paths))
     result.skipped_files = inputs.skipped
     for path in inputs.files:
@@ -176,18 +176,14 @@ def _unique_batches(
             read_as.update(chunk.formats)
             if chunk.unreadable:
                 stats["unreadable"] += chunk.unreadable
-            keep = []
-            for ex_id in chunk.ids:
-                digest = bytes.fromhex(ex_id[:32])
-                keep.append(digest not in seen)
-                seen.add(digest)
-            kept = sum(keep)
+            keep = seen.first(chunk.ids)
+            kept = int(keep.sum())
             result.duplicates += len(keep) - kept
             stats["duplicates"] += len(keep) - kept
             stats["kept"] += kept
             if chunk.batch is not None and kept:
                 if chunk.sketches is not None and sketches is not None:
-                    sketches.add(chunk.sketches if kept == len(keep) else chunk.sketches.take(np.array(keep)))
+                    sketches.add(chunk.sketches if kept == len(keep) else chunk.sketches.take(keep))
                 yield chunk.batch if kept == len(keep) else chunk.batch.filter(pa.array(keep))
             if progress:
                 progress(chunk.read)

@@ -175,6 +175,8 @@ class RowGroupWriter:
             self.written += ROW_GROUP_ROWS
             rest = table.slice(ROW_GROUP_ROWS)
             self._pending, self._rows = rest.to_batches(), rest.num_rows
+            del table
+            pa.default_memory_pool().release_unused()  # the written row group's buffers go back to the OS
 
     def __enter__(self) -> RowGroupWriter:
         return self

@@ -106,9 +106,20 @@ def band_keys(sigs: np.ndarray, ranges: tuple[tuple[int, int], ...]) -> np.ndarr
     return keys
 
 
+_SKETCH_ROWS = 1024  # rows sketched at once: ~20 MB of text, n-gram and permutation temporaries
+
+
 def sketch_batch(batch: pa.RecordBatch, settings: Settings) -> Sketches:
     """MinHash every example of a record batch over its n-gram hashes (folded to 32 bits, the input width of
-    datasketch's default scheme)."""
+    datasketch's default scheme), a slice of rows at a time so the temporaries stay small."""
+    if batch.num_rows <= _SKETCH_ROWS:
+        return _sketch_rows(batch, settings)
+    parts = [_sketch_rows(batch.slice(lo, _SKETCH_ROWS), settings) for lo in range(0, batch.num_rows, _SKETCH_ROWS)]
+    return Sketches(np.concatenate([p.bands for p in parts]), np.concatenate([p.bbits for p in parts]),
+                    np.concatenate([p.valid for p in parts]))
+
+
+def _sketch_rows(batch: pa.RecordBatch, settings: Settings) -> Sketches:
     n = batch.num_rows
     pieces, owner = text_mod.text_pieces(batch, with_attachments=True)
     grams, rows = text_mod.ngram_hashes(pieces, owner, settings.shingle_words)
