@@ -22,9 +22,8 @@ from typing import Any
 import orjson
 
 from ftlib import layout, validate
-from ftlib.errors import FormatError, StageError
+from ftlib.errors import StageError
 from ftlib.issues import Issue
-from ftlib.records import Example
 from ftlib.secret_scan import SECRET_NAMES, find_secrets
 from ftlib.targets.base import Target
 
@@ -92,22 +91,7 @@ def validate_file(path: Path, target: Target, base_model: str | None, split: str
                                    f"{layout.kind_of(path.name)} examples; re-export", source=str(path)))
         return report
     for chunk in _chunks(path):
-        pairs: list[tuple[Example, Any]] = []
-        rejects: list[Issue] = []
-        for n, raw in chunk:
-            source = f"{path}:{n}"
-            try:
-                obj = orjson.loads(raw)
-                pairs.append((fmt.decode(obj, source), obj))
-            except orjson.JSONDecodeError as e:
-                rejects.append(Issue("invalid_json", "error", f"not valid JSON ({e}); re-run ftlib export",
-                                     source=source))
-            except FormatError as e:
-                rejects.append(Issue(e.code, "error", str(e), source=source, field=e.field))
-        part = validate.validate_dataset((ex for ex, _ in pairs), target.name, base_model, split,
-                                         lines=(obj for _, obj in pairs), dataset_rules=False)
-        part.issues[:0] = rejects
-        report.merge(part)
+        report.merge(validate.check_lines(fmt, path, chunk, target.name, base_model, split))
     validate.finish_dataset(report, base_model)
     return report
 

@@ -14,18 +14,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ftlib import targets, tokens
 from ftlib.checks import Sink, basic, check_basic, dedupe
+from ftlib.errors import FormatError
 from ftlib.issues import Issue, Severity
 from ftlib.limits import ModelSpec
 from ftlib.records import Example
 from ftlib.targets.base import Target
 from ftlib.tokens import TokenStats
 
-__all__ = ["ValidationReport", "check_basic", "check_dataset", "check_example", "check_line", "finish_dataset",
-           "report_dict", "validate_dataset"]
+__all__ = ["ValidationReport", "check_basic", "check_dataset", "check_example", "check_line", "check_lines",
+           "finish_dataset", "report_dict", "validate_dataset"]
 
 
 # -- entry points ------------------------------------------------------------------------------------
@@ -137,6 +141,29 @@ def report_dict(issues: list[Issue], examples: int, max_issues: int | None = Non
         "issues_truncated": len(issues) - len(listed),
         "issues": [i.to_dict() for i in listed],
     }
+
+
+def check_lines(fmt: Any, path: str | Path, lines: Iterable[tuple[int, bytes]], provider: str,
+                base_model: str | None, split: str) -> ValidationReport:
+    """One chunk of an exported file's (line number, raw line) pairs decoded with its format and checked (no
+    dataset rules: chunks are merged, then finish_dataset); a line that is not JSON or that the format cannot
+    read is one error at file:line, listed first."""
+    rejects: list[Issue] = []
+    pairs: list[tuple[Example, Any]] = []
+    for n, raw in lines:
+        source = f"{path}:{n}"
+        try:
+            obj = orjson.loads(raw)
+            pairs.append((fmt.decode(obj, source), obj))
+        except orjson.JSONDecodeError as e:
+            rejects.append(Issue("invalid_json", "error", f"not valid JSON ({e}); re-run ftlib export",
+                                 source=source))
+        except FormatError as e:
+            rejects.append(Issue(e.code, "error", str(e), source=source, field=e.field))
+    report = validate_dataset((ex for ex, _ in pairs), provider, base_model, split,
+                              lines=(obj for _, obj in pairs), dataset_rules=False)
+    report.issues[:0] = rejects
+    return report
 
 
 def validate_dataset(

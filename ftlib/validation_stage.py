@@ -10,13 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ftlib import atomic, export_checks, formats, jsonfile, layout, targets, tokens, validate
 from ftlib.digest import sha256_file
-from ftlib.errors import FormatError, StageError
-from ftlib.issues import Issue
-from ftlib.records import Example
+from ftlib.errors import StageError
 
 Progress = Callable[[int], None]  # called with a count of items just processed
 
@@ -24,23 +20,7 @@ Progress = Callable[[int], None]  # called with a count of items just processed
 def _validate_chunk(task: tuple[str, str, str, str | None, str, list[tuple[int, bytes]]]) -> validate.ValidationReport:
     """Decode and check one chunk of an exported file (runs in a worker process)."""
     path, fmt_name, provider, base_model, split_name, lines = task
-    fmt = formats.get(fmt_name)
-    rejects: list[Issue] = []
-    pairs: list[tuple[Example, dict[str, Any]]] = []
-    for n, raw in lines:
-        source = f"{path}:{n}"
-        try:
-            obj = orjson.loads(raw)
-            pairs.append((fmt.decode(obj, source), obj))
-        except orjson.JSONDecodeError as e:
-            rejects.append(Issue("invalid_json", "error", f"not valid JSON ({e}); re-run ftlib export",
-                                 None, source))
-        except FormatError as e:
-            rejects.append(Issue(e.code, "error", str(e), None, source, e.field))
-    report = validate.validate_dataset((ex for ex, _ in pairs), provider, base_model, split_name,
-                                       lines=(line for _, line in pairs), dataset_rules=False)
-    report.issues[:0] = rejects
-    return report
+    return validate.check_lines(formats.get(fmt_name), path, lines, provider, base_model, split_name)
 
 
 def validate_export(
