@@ -64,6 +64,31 @@ def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[[int
         yield lambda n: bar.advance(task, n)
 
 
+class _HidePandas:
+    """A module finder that reports pandas as not installed (see _arrow_without_pandas)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is hidden while pyarrow looks for it", name=name)
+
+
+def _arrow_without_pandas() -> None:
+    """pyarrow imports pandas (~0.2 s) on its first array built from Python objects, only to ask whether the input
+    is a pandas object; the data stages never hand it one. Let pyarrow ask once while pandas is hidden: it
+    remembers the answer, and anything else in the process can still import pandas (its pyarrow conversions
+    aside)."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    finder = _HidePandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        pa.array([None])
+    finally:
+        sys.meta_path.remove(finder)
+
+
 def _provider(value: str) -> str:
     if value not in targets.names():
         raise typer.BadParameter(f"unknown target {value!r}; use one of: {', '.join(targets.names())}")
@@ -112,6 +137,7 @@ def ingest(
         help="estimated Jaccard similarity of word 3-grams from which two examples are near-duplicates")] = 0.8,
 ) -> None:
     """Read raw files into one deduplicated parquet dataset; report every rejected line and near-duplicate."""
+    _arrow_without_pandas()
     from ftlib.quality.near_duplicates import Settings
 
     try:
@@ -147,6 +173,7 @@ def split_cmd(
         "--near-duplicates", help="ingest's near-duplicate links (default: the file beside the dataset)")] = None,
 ) -> None:
     """Stable seeded split: an example's split depends only on (seed, group or id); near-duplicates stay together."""
+    _arrow_without_pandas()
     from ftlib.split import check_dataset_file, parse_ratios
 
     try:
@@ -177,6 +204,7 @@ def export_cmd(
              "(which then need not decode the files again)")] = None,
 ) -> None:
     """Write each split as JSONL in the provider's format(s); report what could not be exported."""
+    _arrow_without_pandas()
     from ftlib import strategies
 
     out_dir = out_dir or layout.export_dir(provider)
@@ -228,6 +256,7 @@ def quality_cmd(
     iqr_factor: Annotated[float, typer.Option(help="Outliers lie beyond Q1 - k*IQR and Q3 + k*IQR")] = 3.0,
 ) -> None:
     """Leakage of held-out splits and eval files into train (n-gram overlap), and length/turn outliers per split."""
+    _arrow_without_pandas()
     from ftlib.quality import leakage, outliers, report
 
     try:

@@ -112,3 +112,23 @@ def test_every_command_has_help(tmp_path: Path) -> None:
     for cmd in ("ingest", "split", "export", "validate", "inspect", "finetune", "status", "models"):
         r = ftlib(cmd, "--help", cwd=tmp_path)
         assert r.returncode == 0 and "Usage" in r.stdout, cmd
+
+
+def test_data_stages_keep_pandas_unloaded_yet_importable(tmp_path: Path) -> None:
+    """pyarrow would import pandas (~0.2 s per stage) just to ask whether its input is a pandas object; the data
+    stages hide it while pyarrow asks. Arrow still works, and pandas can still be imported afterwards."""
+    pytest.importorskip("pandas")
+    code = (
+        "import sys\n"
+        "from ftlib.cli import _arrow_without_pandas\n"
+        "_arrow_without_pandas()\n"
+        "import pyarrow as pa\n"
+        "t = pa.table({'a': [1, None], 'b': ['x', 'y']})\n"
+        "assert t.column('a').to_pylist() == [1, None]\n"
+        "assert 'pandas' not in sys.modules, 'pyarrow loaded pandas'\n"
+        "import pandas\n"
+        "print(pandas.DataFrame({'a': [1]}).shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 1)"
