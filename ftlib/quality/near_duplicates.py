@@ -130,7 +130,8 @@ def _sketch_rows(batch: pa.RecordBatch, settings: Settings) -> Sketches:
     return Sketches(band_keys(sigs, ranges), (sigs & 0xFF).astype(np.uint8), valid)
 
 
-_PHV_CELLS = 1 << 20  # permuted values held at once: 4 MB of uint32, small enough to stay in cache
+_PHV_CELLS = 1 << 19  # permuted values held at once: 2 MB of uint32 (1 MiB L2 per core here: 3.0 us per example
+# with two workers at once, against 10 us with 4 MB blocks and 3.8 / 5.4 us with 1 MB / 512 KB ones)
 
 
 def signatures(values: np.ndarray, bounds: np.ndarray, settings: Settings) -> np.ndarray:
