@@ -363,8 +363,14 @@ def basic(ex: Example, s: Sink) -> None:
     check_attachments(ex, s)
 
 
+def _uses_tools(ex: Example) -> bool:
+    return any(m.tool_calls or m.role == "tool" for m in ex.all_messages())
+
+
 def check_tools(ex: Example, s: Sink, unanswered: Severity | None) -> None:
     """Tool definitions, tool-call JSON and call/result links (OpenAI and Vertex share these)."""
+    if not ex.tools and not _uses_tools(ex):  # a plain chat, as most are: no rule below can apply
+        return
     names: set[str] = set()
     for i, t in enumerate(ex.tools):
         fn = t.get("function") if isinstance(t, Mapping) else None

@@ -42,7 +42,6 @@ def check_example(ex: Example, s: Sink) -> None:
                     "Bedrock Claude fine-tuning is text only; remove images and documents")
         if m.weight == 0:
             s.warn("weight_ignored", f"{path}.weight", "Bedrock trains on every assistant message; weight 0 is lost")
-        if any(k in m.content for k in BEDROCK_RESERVED):
+        if "\n" in m.content and any(k in m.content for k in BEDROCK_RESERVED):  # both start with a newline
             s.error("reserved_keyword", f"{path}.content",
                     'the text contains "\\nHuman:" or "\\nAssistant:", which Bedrock rejects; reword those lines')
-
