@@ -165,6 +165,7 @@ def _slot_init(cls: type) -> None:
 
 for _cls in (Attachment, ToolCall, Message):  # what every reader and store builds, per field of every example
     _slot_init(_cls)
+del _cls
 
 
 def message(role: str, content: str = "", **kw: Any) -> Message:
