@@ -149,3 +149,19 @@ def test_a_line_its_format_cannot_read_back_makes_the_checks_file_unusable() -> 
     fc.add(b'{"messages": 3}\n', 1, part)
     doc = export_checks.checks_document("openai", None, Path("x"), {"train.jsonl": fc})
     assert doc["usable"] is False
+
+
+def test_dvc_reruns_export_and_validate_when_any_code_the_checks_cover_changes() -> None:
+    """A checks file stands in for validation only while its code fingerprint holds; DVC must re-run export and
+    validate when that code changes, or a repro would keep a checks file that validate then ignores (and a stale
+    export). Every module the fingerprint covers is therefore among both stages' deps."""
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    for name in ("export", "validate"):
+        deps = [d.replace("${key}", "openai") for d in stages[name]["do"]["deps"]]
+        for module in export_checks._CHECK_MODULES:
+            rel = Path(*module.split("."))
+            path = rel if (root / rel).is_dir() else rel.with_suffix(".py")
+            assert any(path == Path(d) or Path(d) in path.parents for d in deps), f"{name}: {path} not in deps"
