@@ -134,6 +134,16 @@ _PHV_CELLS = 1 << 19  # permuted values held at once: 2 MB of uint32 (1 MiB L2 p
 # with two workers at once, against 10 us with 4 MB blocks and 3.8 / 5.4 us with 1 MB / 512 KB ones)
 
 
+def _affine_scheme(m: Any) -> tuple[int, Any] | None:
+    """(bit width, pre-mix function) of the MinHash's affine permutation scheme, from datasketch's private helpers;
+    None under another scheme, or if a datasketch release moves them (signatures() then asks MinHash row by row)."""
+    from datasketch import minhash as dm
+
+    width = getattr(dm, "_SCHEME_WIDTHS", {}).get(getattr(m, "scheme", None))
+    fmix = getattr(dm, "_fmix", None)
+    return None if width is None or fmix is None else (width, fmix)
+
+
 def signatures(values: np.ndarray, bounds: np.ndarray, settings: Settings) -> np.ndarray:
     """Row r's `datasketch.MinHash(num_perm, seed, hashfunc=int)` after `update_batch(values[bounds[r]:bounds[r+1]])`,
     for every row at once: the same permutations (taken from a MinHash object) and the same integer arithmetic, with
@@ -141,20 +151,19 @@ def signatures(values: np.ndarray, bounds: np.ndarray, settings: Settings) -> np
     `np.minimum.reduceat`: ~3 us per example where one `update_batch` per example cost ~25 us. Under a scheme other
     than datasketch's affine ones it asks MinHash itself, row by row. tests/test_quality.py checks both agree."""
     from datasketch import MinHash
-    from datasketch import minhash as dm
 
     m = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=int)
     n = len(bounds) - 1
     sigs = np.repeat(m.hashvalues[np.newaxis, :], n, axis=0)  # a row with no values keeps MinHash's initial ones
-    width = getattr(dm, "_SCHEME_WIDTHS", {}).get(getattr(m, "scheme", None))
-    fmix = getattr(dm, "_fmix", None)
-    if width is None or fmix is None or getattr(m, "scheme", None) == "legacy":
+    affine = _affine_scheme(m)
+    if affine is None:  # the slow, certain way
         listed, edges = values.tolist(), bounds.tolist()
         for r in range(n):
             m.clear()
             m.update_batch(listed[edges[r]:edges[r + 1]])
             sigs[r] = m.hashvalues
         return sigs
+    width, fmix = affine
     a, b = (p.reshape(-1, 1) for p in m.permutations)
     hv = fmix(values.astype(m.hashvalues.dtype), width)
     rows = np.flatnonzero(np.diff(bounds) > 0)
